@@ -1,0 +1,69 @@
+/**
+ * Broker configuration (CONTRACT.md §4): one typed schema, parsed once, frozen. Secrets come from files named here,
+ * never from the config text.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.js';
+
+const LOOPBACK_HOSTS = /^(?:127(?:\.\d{1,3}){3}|\[::1\]|localhost)$/;
+
+/** https, or http only for loopback hosts (local tests and dev mode). */
+export function isAllowedIssuerUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password || url.search || url.hash) return false;
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname));
+}
+
+const issuerUrl = z.string().refine(isAllowedIssuerUrl, 'must be an https URL (http only for loopback hosts)');
+const duration = z.string().refine((text) => parseDuration(text) !== undefined, 'must be a duration like 2h').transform((text) => parseDuration(text) as number);
+
+export const gitlabIssuerSchema = z
+  .strictObject({
+    issuer: issuerUrl,
+    audience: z.string().min(1),
+    apiUrl: issuerUrl.optional(),
+    apiTokenFile: z.string().min(1).optional(),
+    maxTokenAge: duration.default(7200),
+    requestTimeout: duration.optional(),
+  })
+  .transform((entry) => ({ ...entry, apiUrl: entry.apiUrl ?? `${entry.issuer.replace(/\/$/, '')}/api/v4` }));
+
+export const configSchema = z.strictObject({
+  server: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    publicUrl: issuerUrl,
+    trustProxy: z.boolean().default(false),
+  }),
+  gitlab: z.array(gitlabIssuerSchema).min(1),
+  policy: z.strictObject({ path: z.string().min(1), watch: z.boolean().default(true) }),
+  replay: z
+    .discriminatedUnion('store', [
+      z.strictObject({ store: z.literal('memory') }),
+      z.strictObject({ store: z.literal('redis'), url: z.string().url() }),
+    ])
+    .default({ store: 'memory' }),
+  audit: z.strictObject({ file: z.string().min(1).optional() }).default({}),
+  signing: z.strictObject({ keysFile: z.string().min(1) }),
+  linkerd: z
+    .strictObject({
+      trustDomain: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/).default('cluster.local'),
+      controlPlaneNamespace: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/).default('linkerd'),
+      issuerCertFile: z.string().min(1),
+      issuerKeyFile: z.string().min(1),
+      trustAnchorsFile: z.string().min(1),
+    })
+    .optional(),
+  google: z.strictObject({ iamCredentialsUrl: z.string().url().default('https://iamcredentials.googleapis.com') }).optional(),
+  limits: z
+    .strictObject({ factTimeout: duration.default(5), requestsPerMinutePerProject: z.number().int().min(0).default(0) })
+    .default({ factTimeout: 5, requestsPerMinutePerProject: 0 }),
+});
+
+export type BrokerConfig = z.output<typeof configSchema>;
+export type GitLabIssuerConfig = BrokerConfig['gitlab'][number];

@@ -1,0 +1,88 @@
+/**
+ * Turning policy patterns into anchored matchers. Globs: `*` and `?` stay inside one path segment, `**` crosses `/`.
+ * Regexes: RE2-safe syntax only (no lookaround, no backreferences), no catastrophic star height, compiled as ^(?:…)$;
+ * in a path claim, `.`, negated classes and \S \W \D are narrowed so they never match `/` unless `allowSlash` is set.
+ */
+import safeRegex from 'safe-regex2';
+
+export class PatternError extends Error {
+  override readonly name = 'PatternError';
+}
+
+const REGEX_SPECIAL = /[.*+?^${}()|[\]\\]/g;
+
+export function escapeRegex(text: string): string {
+  return text.replace(REGEX_SPECIAL, '\\$&');
+}
+
+export function globToRegexSource(glob: string, allowSlash: boolean): string {
+  let out = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i] as string;
+    if (ch === '*') {
+      if (glob[i + 1] === '*') {
+        out += '.*';
+        i++;
+      } else out += allowSlash ? '.*' : '[^/]*';
+    } else if (ch === '?') out += allowSlash ? '.' : '[^/]';
+    else out += escapeRegex(ch);
+  }
+  return out;
+}
+
+const UNSAFE_GROUP = /\(\?(?:[=!]|<[=!])/;
+const BACKREFERENCE = /\\(?:[1-9]|k<)/;
+
+/** Rewrites a regex so it cannot match `/` except where the author wrote one. */
+function narrowToSegment(source: string): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i] as string;
+    if (ch === '\\') {
+      const next = source[i + 1] ?? '';
+      if (/[SWD]/.test(next)) {
+        if (inClass) throw new PatternError(`\\${next} inside a character class can match "/"; set allowSlash: true`);
+        out += `[^\\${next.toLowerCase()}/]`;
+      } else out += ch + next;
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (ch === ']') inClass = false;
+      else if (ch === '-' && out.length > 0 && source[i + 1] !== ']') {
+        const low = source.charCodeAt(i - 1);
+        const high = source.charCodeAt(i + 1);
+        if (low < 0x2f && high > 0x2f) throw new PatternError('a character range spanning "/" needs allowSlash: true');
+      }
+      out += ch;
+      continue;
+    }
+    if (ch === '[') {
+      inClass = true;
+      if (source[i + 1] === '^') {
+        out += '[^/';
+        i++;
+        continue;
+      }
+      out += ch;
+    } else if (ch === '.') out += '[^/]';
+    else out += ch;
+  }
+  return out;
+}
+
+/** Validates and anchors a policy regex; throws PatternError with a readable reason. */
+export function compileRegex(source: string, options: { pathClaim: boolean; allowSlash: boolean }): RegExp {
+  if (UNSAFE_GROUP.test(source)) throw new PatternError('lookaround is not allowed (RE2-safe patterns only)');
+  if (BACKREFERENCE.test(source)) throw new PatternError('backreferences are not allowed (RE2-safe patterns only)');
+  const body = options.pathClaim && !options.allowSlash ? narrowToSegment(source) : source;
+  let regex: RegExp;
+  try {
+    regex = new RegExp(`^(?:${body})$`, 'u');
+  } catch (err) {
+    throw new PatternError(`invalid regex: ${(err as Error).message}`);
+  }
+  if (!safeRegex(regex)) throw new PatternError('the regex may backtrack catastrophically (nested quantifiers)');
+  return regex;
+}
