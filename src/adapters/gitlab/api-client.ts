@@ -1,0 +1,47 @@
+/**
+ * Shared plumbing for @gitbeaker/rest calls: the client per issuer, the broker's read_api token from its file, a
+ * per-request deadline, and the translation of every SDK failure to `upstream_unavailable` with its cause.
+ */
+import { readFile } from 'node:fs/promises';
+import { BrokerError, isBrokerError } from '../../core/errors.js';
+import type { TrustedIssuer } from '../../ports.js';
+
+/** gitbeaker wants the host and appends /api/v4 itself. */
+export function gitbeakerHost(apiUrl: string): string {
+  const host = apiUrl.replace(/\/+$/, '').replace(/\/api\/v4$/, '');
+  if (host === apiUrl.replace(/\/+$/, '')) throw new TypeError(`apiUrl must end with /api/v4: ${apiUrl}`);
+  return host;
+}
+
+/** Reads each issuer's API token file once; a missing file yields an anonymous client (public projects only). */
+export function createTokenReader(tokenFiles: ReadonlyMap<string, string | undefined>): (issuer: TrustedIssuer) => Promise<string> {
+  const cache = new Map<string, Promise<string>>();
+  return (issuer) => {
+    let pending = cache.get(issuer.issuer);
+    if (!pending) {
+      const file = tokenFiles.get(issuer.issuer);
+      pending = file === undefined ? Promise.resolve('') : readFile(file, 'utf8').then((text) => text.trim());
+      pending.catch(() => cache.delete(issuer.issuer));
+      cache.set(issuer.issuer, pending);
+    }
+    return pending;
+  };
+}
+
+/** Runs `call` racing the caller's deadline; any failure becomes upstream_unavailable. */
+export async function withDeadline<T>(what: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+  if (signal.aborted) throw new BrokerError('upstream_unavailable', `GitLab ${what}: deadline passed`, { cause: signal.reason });
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new BrokerError('upstream_unavailable', `GitLab ${what}: deadline passed`, { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([call(), aborted]);
+  } catch (err) {
+    if (isBrokerError(err)) throw err;
+    throw new BrokerError('upstream_unavailable', `GitLab ${what} failed`, { cause: err });
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * A `requesterFn` for @gitbeaker resources, replacing @gitbeaker/rest's default. Why not the default: it cannot take
+ * a per-request AbortSignal (only a per-resource queryTimeout), it retries 429 ten times in ~250 ms, follows
+ * redirects (a custom PRIVATE-TOKEN header survives a cross-host redirect), returns HTML bodies as strings, and its
+ * errors carry the Request object whose headers hold the API token. This one: GET only, the caller's deadline,
+ * no redirects, JSON only, errors that name a path and a status and nothing else, `Link` and `x-next-page`
+ * normalised so gitbeaker's pagination follows either, and identical in-flight GETs coalesced (never cached).
+ */
+import { createHash } from 'node:crypto';
+import type { Deployments } from '@gitbeaker/rest';
+
+type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
+export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
+type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
+type Requester = ReturnType<GitbeakerRequesterFn>;
+
+export type GitLabFailure = 'unreachable' | 'timeout' | 'status' | 'not_json';
+
+/** A failed GitLab API call. Holds no headers and no query string, so logging it cannot leak the token. */
+export class GitLabApiError extends Error {
+  override readonly name = 'GitLabApiError';
+  constructor(
+    readonly failure: GitLabFailure,
+    readonly path: string,
+    readonly status: number | undefined,
+    readonly retryAfterSeconds: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(`GitLab API ${path}: ${failure}${status === undefined ? '' : ` ${status}`}`, options);
+  }
+}
+
+interface Response {
+  readonly body: unknown;
+  readonly headers: Record<string, string>;
+  readonly status: number;
+}
+
+interface InFlight {
+  readonly promise: Promise<Response>;
+  readonly controller: AbortController;
+  waiters: number;
+}
+
+/** Shared by every request of one broker: only in-flight GETs live here, removed as soon as they settle. */
+export type InFlightTable = Map<string, InFlight>;
+
+export interface RequesterOptions {
+  /** The request's deadline (and the caller's abort). */
+  readonly signal: AbortSignal;
+  readonly inFlight: InFlightTable;
+  /** Upper bound of a shared fetch, so one that outlives every waiter is still stopped. */
+  readonly maxMs: number;
+}
+
+function decamelize(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+function queryOf(searchParams: Record<string, unknown> | undefined): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(searchParams ?? {})) {
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new TypeError(`unsupported query parameter ${key}`);
+    }
+    query.set(decamelize(key), String(value));
+  }
+  query.sort(); // one key per distinct query, whatever order gitbeaker built it in
+  return query;
+}
+
+const NEXT_LINK = /<([^>]+)>;\s*rel="next"/;
+
+/** Make `Link: rel="next"` and `x-next-page` imply each other; gitbeaker follows Link and reports x-next-page. */
+function normalisePagination(url: URL, headers: Record<string, string>): void {
+  const nextPage = headers['x-next-page']?.trim();
+  const link = headers.link ?? '';
+  const nextLink = NEXT_LINK.exec(link)?.[1];
+  if (nextLink === undefined && nextPage) {
+    const next = new URL(url);
+    next.searchParams.set('page', nextPage);
+    headers.link = `${link ? `${link}, ` : ''}<${next.href}>; rel="next"`;
+  } else if (nextLink !== undefined && !nextPage) {
+    const page = new URL(nextLink, url).searchParams.get('page');
+    if (page) headers['x-next-page'] = page;
+  }
+}
+
+function retryAfter(headers: Headers): number | undefined {
+  const value = Number(headers.get('retry-after'));
+  return Number.isFinite(value) && value > 0 ? Math.min(Math.ceil(value), 3600) : undefined;
+}
+
+async function fetchJson(url: URL, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  let response: globalThis.Response;
+  try {
+    response = await fetch(url, { headers: { accept: 'application/json', ...headers }, signal, redirect: 'error' });
+  } catch (error) {
+    const failure: GitLabFailure = signal.aborted ? 'timeout' : 'unreachable';
+    // The cause is fetch's own error (no headers in it); keep only its message and code for the logs.
+    throw new GitLabApiError(failure, path, undefined, undefined, { cause: describe(error) });
+  }
+  const text = await response.text().catch((error: unknown) => {
+    throw new GitLabApiError(signal.aborted ? 'timeout' : 'unreachable', path, response.status, undefined, { cause: describe(error) });
+  });
+  if (!response.ok) throw new GitLabApiError('status', path, response.status, retryAfter(response.headers));
+  const contentType = response.headers.get('content-type') ?? '';
+  if (!/^application\/json\s*(?:;|$)/i.test(contentType)) throw new GitLabApiError('not_json', path, response.status, undefined);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new GitLabApiError('not_json', path, response.status, undefined);
+  }
+  const plain: Record<string, string> = {};
+  response.headers.forEach((value, key) => {
+    plain[key] = value;
+  });
+  normalisePagination(url, plain);
+  return { body, headers: plain, status: response.status };
+}
+
+function describe(error: unknown): { message: string; code?: string } {
+  const base = error instanceof Error ? error : new Error(String(error));
+  const code = (base.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? { message: base.message, code } : { message: base.message };
+}
+
+/** Wait for a shared fetch, leaving it (and aborting it when nobody else waits) when this caller's deadline fires. */
+function join(table: InFlightTable, key: string, entry: InFlight, signal: AbortSignal, path: string): Promise<Response> {
+  entry.waiters += 1;
+  return new Promise<Response>((resolve, reject) => {
+    const leave = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      entry.waiters -= 1;
+    };
+    const onAbort = (): void => {
+      leave();
+      if (entry.waiters === 0) {
+        entry.controller.abort();
+        if (table.get(key) === entry) table.delete(key); // a later caller must not join an aborted fetch
+      }
+      reject(new GitLabApiError('timeout', path, undefined, undefined));
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    entry.promise.then(
+      (value) => {
+        leave();
+        resolve(value);
+      },
+      (error: unknown) => {
+        leave();
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+function unsupported(): never {
+  throw new TypeError('the approvals requester is read-only');
+}
+
+/**
+ * Build a gitbeaker `requesterFn` bound to one request's deadline.
+ * @example new Deployments({ host, token, requesterFn: createRequester({ signal, inFlight, maxMs: 5000 }) })
+ */
+export function createRequester(options: RequesterOptions): GitbeakerRequesterFn {
+  return (resource: ResourceOptions): Requester => {
+    const get = async (endpoint: string, requestOptions?: { searchParams?: Record<string, unknown> }): Promise<Response> => {
+      const url = new URL(endpoint, resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
+      url.search = queryOf(requestOptions?.searchParams).toString();
+      const headers: Record<string, string> = { ...resource.headers };
+      for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
+      const path = url.pathname;
+      // The key separates tokens without holding one: two issuers may share an API host.
+      const credential = createHash('sha256').update(JSON.stringify(headers)).digest('base64url');
+      const key = `${credential} ${url.href}`;
+      const table = options.inFlight;
+      let entry = table.get(key);
+      if (!entry) {
+        const controller = new AbortController();
+        const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(options.maxMs)]);
+        const created: InFlight = { promise: fetchJson(url, path, headers, signal), controller, waiters: 0 };
+        const forget = (): void => {
+          if (table.get(key) === created) table.delete(key);
+        };
+        created.promise.then(forget, forget); // also keeps an abandoned fetch's rejection from going unhandled
+        table.set(key, created);
+        entry = created;
+      }
+      return join(table, key, entry, options.signal, path);
+    };
+    return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * GitLab ID token verification: issuer allow-list from config (exact `iss`), OIDC discovery with openid-client, keys with
+ * jose's remote JWKS (cached, cooldown on unknown kid, one fetch in flight, redirects never followed), RS256 only.
+ * Every jose/openid-client error is translated to a BrokerError with its cause.
+ */
+import { Buffer } from 'node:buffer';
+import { compactVerify, createRemoteJWKSet, errors as joseErrors } from 'jose';
+import * as oidc from 'openid-client';
+import { parsePrincipal } from '../../core/claims.js';
+import { BrokerError, isBrokerError } from '../../core/errors.js';
+import { checkAudience, checkTimes, inspectUnverified } from '../../core/token-checks.js';
+import type { IdTokenVerifier, TrustedIssuer, VerifiedIdToken } from '../../ports.js';
+
+export interface VerifierOptions {
+  readonly issuers: readonly TrustedIssuer[];
+  readonly clockToleranceSeconds?: number;
+  /** JWKS cache lifetime and the minimum time between refetches for an unknown kid. */
+  readonly jwksCacheMaxAgeMs?: number;
+  readonly jwksCooldownMs?: number;
+  readonly timeoutMs?: number;
+}
+
+type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
+
+interface IssuerState {
+  readonly trusted: TrustedIssuer;
+  keys: RemoteKeys | undefined;
+  discovering: Promise<RemoteKeys> | undefined;
+}
+
+const decodeBase64Url = (segment: string): string => Buffer.from(segment, 'base64url').toString('utf8');
+
+function isLoopback(url: URL): boolean {
+  return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\./.test(url.hostname);
+}
+
+function mapJoseError(err: unknown): BrokerError {
+  if (isBrokerError(err)) return err;
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new BrokerError('invalid_token', 'unknown signing key (kid)', { cause: err });
+  if (err instanceof joseErrors.JWKSTimeout) return new BrokerError('upstream_unavailable', 'the issuer key set did not answer in time', { cause: err });
+  if (err instanceof joseErrors.JOSEError) {
+    if (err.code === 'ERR_JWKS_INVALID' || err.code === 'ERR_JOSE_GENERIC') {
+      return new BrokerError('upstream_unavailable', 'the issuer key set could not be loaded', { cause: err });
+    }
+    return new BrokerError('invalid_token', 'signature verification failed', { cause: err });
+  }
+  if (err instanceof TypeError || (err instanceof Error && err.name === 'AbortError')) {
+    return new BrokerError('upstream_unavailable', 'the issuer key set could not be loaded', { cause: err });
+  }
+  return new BrokerError('upstream_unavailable', 'token verification failed unexpectedly', { cause: err });
+}
+
+/** Creates the verifier; call `ready()` to warm discovery and keys (the server does so at start). */
+export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier {
+  const tolerance = options.clockToleranceSeconds ?? 30;
+  const states = new Map<string, IssuerState>();
+  for (const trusted of options.issuers) states.set(trusted.issuer, { trusted, keys: undefined, discovering: undefined });
+
+  async function discoverKeys(state: IssuerState): Promise<RemoteKeys> {
+    const issuerUrl = new URL(state.trusted.issuer);
+    const insecure = issuerUrl.protocol === 'http:' && isLoopback(issuerUrl);
+    let configuration: oidc.Configuration;
+    try {
+      configuration = await oidc.discovery(issuerUrl, 'oidc-broker', undefined, undefined, {
+        execute: insecure ? [oidc.allowInsecureRequests] : [],
+        timeout: Math.ceil((options.timeoutMs ?? 5000) / 1000),
+      });
+    } catch (err) {
+      throw new BrokerError('upstream_unavailable', 'issuer discovery failed', { cause: err });
+    }
+    const jwksUri = configuration.serverMetadata().jwks_uri;
+    if (jwksUri === undefined) throw new BrokerError('upstream_unavailable', 'issuer discovery has no jwks_uri');
+    const keysUrl = new URL(jwksUri);
+    // Keys only from the issuer's own origin: a compromised discovery document must not point us elsewhere.
+    if (keysUrl.origin !== issuerUrl.origin) throw new BrokerError('upstream_unavailable', 'jwks_uri is not on the issuer host');
+    const keys = createRemoteJWKSet(keysUrl, {
+      cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
+      cooldownDuration: options.jwksCooldownMs ?? 30_000,
+      timeoutDuration: options.timeoutMs ?? 5000,
+    });
+    try {
+      await keys.reload();
+    } catch (err) {
+      throw mapJoseError(err);
+    }
+    return keys;
+  }
+
+  function keysFor(state: IssuerState): Promise<RemoteKeys> | RemoteKeys {
+    if (state.keys) return state.keys;
+    state.discovering ??= discoverKeys(state).then(
+      (keys) => {
+        state.keys = keys;
+        state.discovering = undefined;
+        return keys;
+      },
+      (err: unknown) => {
+        state.discovering = undefined;
+        throw err;
+      },
+    );
+    return state.discovering;
+  }
+
+  return {
+    async verify(token: string, now: Date): Promise<VerifiedIdToken> {
+      const unverified = inspectUnverified(token, decodeBase64Url);
+      const state = states.get(unverified.iss);
+      if (!state) throw new BrokerError('untrusted_issuer', 'iss is not a configured issuer');
+      const keys = await keysFor(state);
+      try {
+        await compactVerify(token, keys, { algorithms: ['RS256'] });
+      } catch (err) {
+        throw mapJoseError(err);
+      }
+      const payload = JSON.parse(unverified.payloadJson) as Record<string, unknown>;
+      checkAudience(payload.aud, state.trusted.audience);
+      const principal = parsePrincipal(payload, state.trusted.audience);
+      checkTimes(principal, now, { maxTokenAgeSeconds: state.trusted.maxTokenAgeSeconds, toleranceSeconds: tolerance });
+      return { issuer: state.trusted, principal };
+    },
+    async ready(): Promise<boolean> {
+      const results = await Promise.allSettled([...states.values()].map((state) => keysFor(state)));
+      return results.every((result) => result.status === 'fulfilled');
+    },
+  };
+}

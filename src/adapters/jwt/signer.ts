@@ -1,0 +1,105 @@
+/**
+ * The broker as an OIDC issuer: ES256 JWTs signed with the first key of a private JWKS. Keys are imported once.
+ * Rotation: when the key set is replaced, keys that left it stay published until every token they signed has expired.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { HARD_CAP_SECONDS } from '../../core/grants.js';
+import type { TokenMint } from '../../core/grants.js';
+import type { JwtSigner, MintContext, MintedToken } from '../../ports.js';
+
+interface LoadedKey {
+  readonly kid: string;
+  readonly privateKey: CryptoKey;
+  readonly publicJwk: Record<string, unknown>;
+}
+
+interface RetiredKey {
+  readonly publicJwk: Record<string, unknown>;
+  readonly publishedUntil: number;
+}
+
+const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'kid'] as const;
+
+async function loadKey(jwk: JWK): Promise<LoadedKey> {
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string' || typeof jwk.kid !== 'string' || jwk.kid.length === 0) {
+    throw new TypeError('signing keys must be EC P-256 private JWKs with a kid');
+  }
+  if (jwk.alg !== undefined && jwk.alg !== 'ES256') throw new TypeError(`signing key ${jwk.kid}: alg must be ES256`);
+  const privateKey = (await importJWK(jwk, 'ES256')) as CryptoKey;
+  const publicJwk: Record<string, unknown> = { use: 'sig', alg: 'ES256' };
+  for (const member of PUBLIC_MEMBERS) publicJwk[member] = jwk[member];
+  return { kid: jwk.kid, privateKey, publicJwk };
+}
+
+export async function readSigningJwks(path: string): Promise<JWK[]> {
+  const parsed = JSON.parse(await readFile(path, 'utf8')) as { keys?: unknown };
+  if (!Array.isArray(parsed.keys) || parsed.keys.length === 0) throw new TypeError(`${path}: expected a JWKS with at least one key`);
+  return parsed.keys as JWK[];
+}
+
+/** A fresh ES256 private JWKS (dev mode, tests, and `oidc-broker keys generate`). */
+export async function generateSigningJwks(): Promise<{ keys: JWK[] }> {
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  return { keys: [{ ...jwk, kid: randomUUID(), alg: 'ES256', use: 'sig' }] };
+}
+
+export interface BrokerJwtSigner extends JwtSigner {
+  /** Replace the key set (rotation); the first key signs from now on. */
+  rotate(keys: readonly JWK[], now: Date): Promise<void>;
+}
+
+export async function createJwtSigner(issuer: string, keys: readonly JWK[]): Promise<BrokerJwtSigner> {
+  let active = await Promise.all(keys.map(loadKey));
+  let retired: RetiredKey[] = [];
+  const retention = HARD_CAP_SECONDS.token + 300;
+
+  return {
+    issuer,
+    async sign(plan: TokenMint, context: MintContext): Promise<MintedToken> {
+      const signingKey = active[0] as LoadedKey;
+      const { subject } = context;
+      const claims: Record<string, string> = {
+        rule: context.rule,
+        project_id: subject.project_id,
+        project_path: subject.project_path,
+        pipeline_id: subject.pipeline_id,
+        job_id: subject.job_id,
+        ref_path: subject.ref_path,
+        sha: subject.sha,
+        user_login: subject.user_login,
+        source_issuer: context.principal.iss,
+      };
+      if (subject.environment !== undefined) claims.environment = subject.environment;
+      const issuedAt = Math.floor(context.now.getTime() / 1000);
+      const token = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', kid: signingKey.kid, typ: 'JWT' })
+        .setIssuer(issuer)
+        // Short and stable for Workload Identity Federation (google.subject ≤ 127 bytes).
+        .setSubject(`project:${subject.project_id}:rule:${context.rule}`)
+        .setAudience(plan.audience)
+        .setIssuedAt(issuedAt)
+        .setNotBefore(issuedAt - 5)
+        .setExpirationTime(Math.floor(plan.expiresAt.getTime() / 1000))
+        .setJti(randomUUID())
+        .sign(signingKey.privateKey);
+      return { token, expiresAt: plan.expiresAt };
+    },
+    publicJwks(now: Date) {
+      const nowSeconds = now.getTime() / 1000;
+      retired = retired.filter((key) => key.publishedUntil > nowSeconds);
+      return { keys: [...active.map((key) => key.publicJwk), ...retired.map((key) => key.publicJwk)] };
+    },
+    async rotate(nextKeys: readonly JWK[], now: Date) {
+      const next = await Promise.all(nextKeys.map(loadKey));
+      if (next.length === 0) throw new TypeError('a key set needs at least one key');
+      const kept = new Set(next.map((key) => key.kid));
+      const until = now.getTime() / 1000 + retention;
+      for (const key of active) if (!kept.has(key.kid)) retired.push({ publicJwk: key.publicJwk, publishedUntil: until });
+      retired = retired.filter((key) => !kept.has(key.publicJwk.kid as string));
+      active = next;
+    },
+  };
+}

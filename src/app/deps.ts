@@ -1,0 +1,35 @@
+/** What the use cases need from the outside world; built once by the composition root (src/main.ts). */
+import type { CompiledPolicy } from '../core/policy/compile.js';
+import type {
+  AuditSink,
+  CertificateAuthority,
+  Clock,
+  FactSource,
+  GoogleTokenMinter,
+  IdTokenVerifier,
+  JwtSigner,
+  ReplayStore,
+} from '../ports.js';
+
+export interface OperationalLog {
+  error(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface BrokerDeps {
+  readonly clock: Clock;
+  readonly verifier: IdTokenVerifier;
+  readonly facts: FactSource;
+  readonly replay: ReplayStore;
+  readonly audit: AuditSink;
+  readonly signer: JwtSigner;
+  readonly ca: CertificateAuthority | undefined;
+  readonly google: GoogleTokenMinter | undefined;
+  /** The last good policy, or undefined before the first successful load. */
+  readonly policy: () => CompiledPolicy | undefined;
+  /** Deadline for all GitLab API facts of one request. */
+  readonly factTimeoutMs: number;
+  readonly clockToleranceSeconds: number;
+  readonly log: OperationalLog;
+}

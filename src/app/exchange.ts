@@ -1,0 +1,123 @@
+/**
+ * POST /v1/exchange as named steps: parse → verify → reserve jti → evaluate → audit intent → mint all (parallel,
+ * all-or-nothing) → audit result → respond. Any failure after the reservation releases the jti, so a request that
+ * returned nothing can be retried; every outcome writes an audit record; no audit, no credentials.
+ */
+import type { PipelineSubject } from '../core/claims.js';
+import { assertNever, BrokerError, isBrokerError } from '../core/errors.js';
+import { planMints, type MintPlan } from '../core/grants.js';
+import type { DecisionApprovals } from '../core/policy/evaluate.js';
+import type { GoogleAccessToken, IssuedCertificate, MintContext, MintedToken, VerifiedIdToken } from '../ports.js';
+import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
+import type { BrokerDeps } from './deps.js';
+
+export interface ExchangeInput {
+  readonly requestId: string;
+  readonly token: string;
+  readonly bodyText: string;
+}
+
+export interface ExchangeResult {
+  readonly requestId: string;
+  readonly rule: string;
+  readonly subject: PipelineSubject;
+  readonly approvals: DecisionApprovals;
+  readonly grants: {
+    google?: GoogleAccessToken;
+    linkerd?: IssuedCertificate;
+    token?: MintedToken;
+  };
+}
+
+type Minted = { kind: 'google'; value: GoogleAccessToken } | { kind: 'linkerd'; value: IssuedCertificate } | { kind: 'token'; value: MintedToken };
+
+async function mintOne(deps: BrokerDeps, plan: MintPlan, context: MintContext): Promise<Minted> {
+  switch (plan.kind) {
+    case 'google':
+      if (!deps.google) throw new BrokerError('upstream_unavailable', 'Google token minting is not configured');
+      return { kind: 'google', value: await deps.google.mint(plan, context) };
+    case 'linkerd':
+      if (!deps.ca) throw new BrokerError('upstream_unavailable', 'the Linkerd certificate authority is not configured');
+      return { kind: 'linkerd', value: await deps.ca.issue(plan, context) };
+    case 'token':
+      return { kind: 'token', value: await deps.signer.sign(plan, context) };
+    default:
+      return assertNever(plan);
+  }
+}
+
+/** What the audit log keeps of a credential: never the credential, only its hash and metadata. */
+function mintedSummary(minted: Minted): Record<string, unknown> {
+  switch (minted.kind) {
+    case 'google':
+      return { kind: 'google', serviceAccount: minted.value.serviceAccount, scopes: minted.value.scopes, expiresAt: minted.value.expiresAt, sha256: sha256Hex(minted.value.accessToken) };
+    case 'linkerd':
+      return { kind: 'linkerd', identity: minted.value.identity, spiffeId: minted.value.spiffeId, serialNumber: minted.value.serialNumber, expiresAt: minted.value.expiresAt };
+    case 'token':
+      return { kind: 'token', expiresAt: minted.value.expiresAt, sha256: sha256Hex(minted.value.token) };
+    default:
+      return assertNever(minted);
+  }
+}
+
+function replayKey(verified: VerifiedIdToken): string {
+  return `${verified.issuer.issuer}\n${verified.principal.jti}`;
+}
+
+export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<ExchangeResult> {
+  const now = deps.clock.now();
+  const base = { event: 'exchange' as const, requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
+  let context: Record<string, unknown> = {};
+  let reservedKey: string | undefined;
+  let phase: 'denied' | 'result' = 'denied';
+  try {
+    const request = parseGrantRequest(input.bodyText);
+    context = { grantsRequested: Object.keys(request) };
+    const verified = await deps.verifier.verify(input.token, now);
+    context = { ...context, ...auditSubject(verified.issuer, verified.principal) };
+    const key = replayKey(verified);
+    const holdUntil = new Date((verified.principal.exp + deps.clockToleranceSeconds + 60) * 1000);
+    if (!(await deps.replay.reserve(key, holdUntil))) throw new BrokerError('token_replayed', 'this ID token was already exchanged');
+    reservedKey = key;
+
+    const authorization = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
+    const { decision } = authorization;
+    if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
+    const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
+    context = { ...context, rule: decision.rule.name, approvals: decision.approvals };
+
+    await deps.audit.write({ ...base, ...context, phase: 'intent', outcome: 'pending', plans: plans.map((plan) => plan.kind) });
+    phase = 'result';
+    const mintContext: MintContext = { requestId: input.requestId, rule: decision.rule.name, subject: authorization.subject, principal: verified.principal, now };
+    const minted = await Promise.all(plans.map((plan) => mintOne(deps, plan, mintContext)));
+    await deps.audit.write({ ...base, ...context, phase: 'result', outcome: 'allowed', minted: minted.map(mintedSummary) });
+    reservedKey = undefined; // returned: the jti stays spent
+
+    const grants: ExchangeResult['grants'] = {};
+    for (const item of minted) {
+      if (item.kind === 'google') grants.google = item.value;
+      else if (item.kind === 'linkerd') grants.linkerd = item.value;
+      else grants.token = item.value;
+    }
+    return { requestId: input.requestId, rule: decision.rule.name, subject: authorization.subject, approvals: decision.approvals, grants };
+  } catch (err) {
+    const failure = isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'the exchange failed unexpectedly', { cause: err });
+    if (!isBrokerError(err)) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
+    if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
+    if (failure.code !== 'audit_unavailable') {
+      try {
+        await deps.audit.write({ ...base, ...context, phase, outcome: 'denied', code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure) });
+      } catch (auditErr) {
+        throw isBrokerError(auditErr) ? auditErr : new BrokerError('audit_unavailable', 'the audit record could not be written', { cause: auditErr });
+      }
+    }
+    throw failure;
+  }
+}
+
+/** A short description of an upstream cause for the audit log (never the token, which no error carries). */
+export function causeText(err: BrokerError): string | undefined {
+  const cause = err.cause;
+  if (cause === undefined) return undefined;
+  return cause instanceof Error ? `${cause.name}: ${cause.message}`.slice(0, 500) : String(cause).slice(0, 500);
+}

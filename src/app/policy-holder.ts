@@ -1,0 +1,38 @@
+/**
+ * Keeps the last good policy. A reload that fails (bad YAML, schema, unsafe pattern) is logged and ignored, so a bad
+ * push never opens or closes the gate by accident.
+ */
+import type { CompiledPolicy } from '../core/policy/compile.js';
+import type { OperationalLog } from './deps.js';
+
+export interface PolicyHolder {
+  current(): CompiledPolicy | undefined;
+  /** Load and swap in; resolves false (keeping the last good policy) when the new one does not compile. */
+  reload(): Promise<boolean>;
+}
+
+export function createPolicyHolder(load: () => Promise<CompiledPolicy>, log: OperationalLog): PolicyHolder {
+  let current: CompiledPolicy | undefined;
+  let pending: Promise<boolean> | undefined;
+  async function doReload(): Promise<boolean> {
+    try {
+      const next = await load();
+      const first = current === undefined;
+      current = next;
+      log.info(first ? 'policy loaded' : 'policy reloaded', { rules: next.rules.length, sources: next.sources });
+      return true;
+    } catch (err) {
+      log.error(current ? 'policy reload failed; keeping the last good policy' : 'policy failed to load', { error: (err as Error).message });
+      return false;
+    }
+  }
+  return {
+    current: () => current,
+    reload() {
+      pending ??= doReload().finally(() => {
+        pending = undefined;
+      });
+      return pending;
+    },
+  };
+}

@@ -1,0 +1,132 @@
+/** `oidc-broker serve` and `oidc-broker dev`: start the composition root, wait for signals. */
+import type { Command } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { generateSigningJwks } from '../adapters/jwt/signer.js';
+import { loadConfig } from '../config/load.js';
+import type { BrokerConfig } from '../config/schema.js';
+import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
+import { createBroker, type Broker, type BrokerOverrides } from '../main.js';
+import { EXIT } from './output.js';
+
+export const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../../../examples/policy', import.meta.url));
+
+function stopOnSignals(broker: Broker): void {
+  const stop = () => {
+    void broker.close().finally(() => process.exit(EXIT.ok));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+export function devConfig(baseUrl: string, policyPath = EXAMPLE_POLICY_DIR): BrokerConfig {
+  const issuer = `${baseUrl}${DEV_ISSUER_PATH}`;
+  return {
+    server: { host: '127.0.0.1', port: Number(new URL(baseUrl).port), publicUrl: baseUrl, trustProxy: false },
+    gitlab: [{ issuer, audience: baseUrl, apiUrl: `${issuer}/api/v4`, apiTokenFile: undefined, maxTokenAge: 7200, requestTimeout: undefined }],
+    policy: { path: policyPath, watch: false },
+    replay: { store: 'memory' },
+    audit: {},
+    signing: { keysFile: '(ephemeral)' },
+    linkerd: undefined,
+    google: undefined,
+    limits: { factTimeout: 5, requestsPerMinutePerProject: 0 },
+  };
+}
+
+/** Dev mode: a development issuer in the same process, ephemeral keys, the example policy, memory replay store. */
+export async function startDevBroker(port: number, extra: BrokerOverrides = {}): Promise<{ broker: Broker; url: string; mint: (claims: Record<string, unknown>) => Promise<string> }> {
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const devIssuer = await createDevIssuer();
+  devIssuer.configure(baseUrl, baseUrl);
+  const { keys } = await generateSigningJwks();
+  const broker = await createBroker(devConfig(baseUrl), { signingKeys: keys, extraRoutes: devIssuer.router, ...extra });
+  const url = await broker.listen(port, '127.0.0.1');
+  return { broker, url, mint: (claims) => devIssuer.mint(claims) };
+}
+
+function devBanner(url: string): string {
+  return [
+    '',
+    '  ╔══════════════════════════════════════════════════════════════════╗',
+    '  ║  oidc-broker DEVELOPMENT MODE — ephemeral keys, fake issuer,      ║',
+    '  ║  every job "running". Never use this for real credentials.        ║',
+    '  ╚══════════════════════════════════════════════════════════════════╝',
+    '',
+    `  broker:        ${url}`,
+    `  dev issuer:    ${url}${DEV_ISSUER_PATH}`,
+    `  policy:        ${EXAMPLE_POLICY_DIR}`,
+    '',
+    '  Get a development ID token and exchange it:',
+    `    TOKEN=$(npx oidc-broker dev token --broker ${url})`,
+    `    curl -s -X POST ${url}/v1/exchange -H "Authorization: Bearer $TOKEN" \\`,
+    `      -H 'Content-Type: application/json' -d '{"grants":{"token":{}}}'`,
+    '',
+    '  Explain a decision for another environment:',
+    `    TOKEN=$(npx oidc-broker dev token --broker ${url} --claim environment=staging)`,
+    `    curl -s -X POST ${url}/v1/explain -H "Authorization: Bearer $TOKEN" -d '{"grants":{"token":{}}}'`,
+    '',
+  ].join('\n');
+}
+
+export function registerServeCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the broker')
+    .option('--config <file>', 'broker config (or BROKER_CONFIG)')
+    .action(async (options: { config?: string }) => {
+      const path = options.config ?? process.env.BROKER_CONFIG;
+      if (!path) {
+        console.error('serve needs --config FILE or BROKER_CONFIG');
+        return void (process.exitCode = EXIT.usage);
+      }
+      const config = await loadConfig(path);
+      const broker = await createBroker(config);
+      const url = await broker.listen();
+      console.error(`oidc-broker listening on ${url} (issuer ${config.server.publicUrl})`);
+      stopOnSignals(broker);
+    });
+
+  const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
+  dev
+    .command('start', { isDefault: true, hidden: true })
+    .option('--port <n>', 'port (default PORT or 8080)')
+    .action(async (options: { port?: string }) => {
+      const port = Number(options.port ?? process.env.PORT ?? 8080);
+      const { broker, url } = await startDevBroker(port);
+      console.log(devBanner(url));
+      stopOnSignals(broker);
+    });
+  dev
+    .command('token')
+    .description('print an ID token from the development issuer of a running dev broker')
+    .option('--broker <url>', 'dev broker URL', `http://127.0.0.1:${process.env.PORT ?? 8080}`)
+    .option('--claim <k=v>', 'override a claim (repeatable; k= removes it)', (value: string, all: string[]) => [...all, value], [] as string[])
+    .action(async (options: { broker: string; claim: string[] }) => {
+      const claims: Record<string, unknown> = {};
+      for (const pair of options.claim) {
+        const at = pair.indexOf('=');
+        if (at <= 0) {
+          console.error(`--claim wants k=v, got ${pair}`);
+          return void (process.exitCode = EXIT.usage);
+        }
+        const value = pair.slice(at + 1);
+        claims[pair.slice(0, at)] = value === '' ? null : value;
+      }
+      let response: Response;
+      try {
+        response = await fetch(`${options.broker.replace(/\/$/, '')}${DEV_ISSUER_PATH}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ claims }),
+        });
+      } catch (err) {
+        console.error(`no dev broker at ${options.broker} (start one with: npm start): ${(err as Error).message}`);
+        return void (process.exitCode = EXIT.upstream);
+      }
+      if (!response.ok) {
+        console.error(`the broker at ${options.broker} is not in dev mode (HTTP ${response.status})`);
+        return void (process.exitCode = EXIT.denied);
+      }
+      console.log(((await response.json()) as { token: string }).token);
+    });
+}

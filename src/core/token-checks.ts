@@ -1,0 +1,91 @@
+/**
+ * Checks on an ID token that need no keys: shape, header, issuer, audience and times. Pure; time is an argument.
+ * Signature verification happens in the adapter between `inspectUnverified` and `checkTimes`.
+ */
+import { BrokerError } from './errors.js';
+import { findJsonKeyProblem } from './strict-json.js';
+
+/** Larger than any GitLab ID token; checked before decoding anything. */
+export const MAX_TOKEN_LENGTH = 12 * 1024;
+const COMPACT_JWS = /^[A-Za-z0-9_-]{2,1024}\.[A-Za-z0-9_-]{2,16384}\.[A-Za-z0-9_-]{2,2048}$/;
+/** GitLab sends exactly these; jku/x5u/jwk/x5c/crit/b64 and anything else are refused, so no key is ever fetched from the token. */
+const ALLOWED_HEADER_KEYS = new Set(['alg', 'kid', 'typ']);
+
+export interface UnverifiedToken {
+  readonly kid: string;
+  readonly iss: string;
+  readonly payloadJson: string;
+}
+
+function decodeSegment(segment: string, what: string, decode: (segment: string) => string): { text: string; value: Record<string, unknown> } {
+  let text: string;
+  try {
+    text = decode(segment);
+  } catch {
+    throw new BrokerError('invalid_token', `${what} is not base64url`);
+  }
+  const problem = findJsonKeyProblem(text);
+  if (problem) {
+    throw new BrokerError('invalid_token', problem.kind === 'syntax' ? `${what} is not JSON` : `${what} has a ${problem.kind} key ${JSON.stringify(problem.key)}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new BrokerError('invalid_token', `${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BrokerError('invalid_token', `${what} is not a JSON object`);
+  return { text, value: value as Record<string, unknown> };
+}
+
+/**
+ * Structural checks before any key lookup: a compact JWS, header {alg: RS256, kid, typ?} and nothing else, a payload
+ * without duplicate or prototype keys, and a string `iss` to choose the issuer by.
+ * `decode` turns base64url into UTF-8 text (injected so core stays free of Buffer).
+ */
+export function inspectUnverified(token: string, decode: (segment: string) => string): UnverifiedToken {
+  if (token.length > MAX_TOKEN_LENGTH) throw new BrokerError('invalid_token', 'token is too long');
+  if (!COMPACT_JWS.test(token)) throw new BrokerError('invalid_token', 'not a compact JWS');
+  const [headerSegment, payloadSegment] = token.split('.') as [string, string, string];
+  const header = decodeSegment(headerSegment, 'header', decode).value;
+  for (const key of Object.keys(header)) {
+    if (!ALLOWED_HEADER_KEYS.has(key)) throw new BrokerError('invalid_token', `header parameter ${key} is not allowed`);
+  }
+  if (header.alg !== 'RS256') throw new BrokerError('invalid_token', 'alg must be RS256');
+  if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 256) throw new BrokerError('invalid_token', 'header kid is required');
+  if (header.typ !== undefined && header.typ !== 'JWT') throw new BrokerError('invalid_token', 'typ must be JWT');
+  const { text: payloadJson, value: payload } = decodeSegment(payloadSegment, 'payload', decode);
+  if (typeof payload.iss !== 'string') throw new BrokerError('invalid_token', 'missing claim iss');
+  return { kid: header.kid, iss: payload.iss, payloadJson };
+}
+
+/** aud must be exactly the configured audience: a string, or an array holding only it. */
+export function checkAudience(aud: unknown, expected: string): void {
+  const ok =
+    aud === expected ||
+    (Array.isArray(aud) && aud.length > 0 && aud.length <= 8 && aud.every((value) => value === expected));
+  if (!ok) throw new BrokerError('audience_mismatch', 'aud must be exactly the configured audience');
+}
+
+export interface TokenTimes {
+  readonly exp: number;
+  readonly iat: number;
+  readonly nbf: number | undefined;
+}
+
+export interface TimePolicy {
+  readonly maxTokenAgeSeconds: number;
+  readonly toleranceSeconds: number;
+}
+
+/** exp, nbf and iat with a small tolerance; `maxTokenAge` bounds both the token's age and its lifetime. */
+export function checkTimes(times: TokenTimes, now: Date, policy: TimePolicy): void {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  const tolerance = policy.toleranceSeconds;
+  if (times.exp <= times.iat) throw new BrokerError('invalid_token', 'exp must be after iat');
+  if (times.exp + tolerance <= nowSeconds) throw new BrokerError('token_expired', 'the token has expired');
+  if (times.nbf !== undefined && times.nbf - tolerance > nowSeconds) throw new BrokerError('token_expired', 'the token is not valid yet (nbf)');
+  if (times.iat - tolerance > nowSeconds) throw new BrokerError('token_expired', 'the token was issued in the future (iat)');
+  if (nowSeconds - times.iat > policy.maxTokenAgeSeconds + tolerance) throw new BrokerError('token_expired', 'the token is older than the maximum age');
+  if (times.exp - times.iat > policy.maxTokenAgeSeconds) throw new BrokerError('token_expired', 'the token is valid for longer than the maximum age');
+}

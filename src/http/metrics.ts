@@ -1,0 +1,32 @@
+/** Prometheus metrics, one registry per app so tests and replicas never share counters. */
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+export interface BrokerMetrics {
+  readonly registry: Registry;
+  observe(endpoint: string, code: string, rule: string, seconds: number): void;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'oidc_broker_requests_total',
+    help: 'Requests by endpoint, result code (ok or an error code) and rule',
+    labelNames: ['endpoint', 'code', 'rule'] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'oidc_broker_request_duration_seconds',
+    help: 'Request latency by endpoint',
+    labelNames: ['endpoint'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  return {
+    registry,
+    observe(endpoint, code, rule, seconds) {
+      requests.inc({ endpoint, code, rule });
+      latency.observe({ endpoint }, seconds);
+    },
+  };
+}

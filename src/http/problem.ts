@@ -1,0 +1,35 @@
+/** RFC 9457 problem+json responses with the broker's stable codes. */
+import type { Response } from 'express';
+import { BrokerError, ERROR_TITLE, type ErrorCode } from '../core/errors.js';
+
+export const PROBLEM_TYPE_BASE = 'https://gitlab-oidc-broker.dev/errors/';
+
+export function sendProblem(res: Response, err: BrokerError, requestId: string): void {
+  const body: Record<string, unknown> = {
+    type: `${PROBLEM_TYPE_BASE}${err.code}`,
+    title: ERROR_TITLE[err.code],
+    status: err.status,
+    code: err.code,
+    detail: err.detail,
+    requestId,
+  };
+  if (err.reasons && err.reasons.length > 0) body.reasons = err.reasons;
+  if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
+  if (err.status === 401) res.setHeader('WWW-Authenticate', `Bearer error="invalid_token", error_description="${err.code}"`);
+  res.status(err.status).type('application/problem+json').send(JSON.stringify(body));
+}
+
+/** Body-parser and express errors → coded broker errors; a caller's mistake is never a 500. */
+export function toBrokerError(err: unknown): BrokerError {
+  if (err instanceof BrokerError) return err;
+  const typed = err as { type?: unknown; status?: unknown } | null;
+  const type = typeof typed?.type === 'string' ? typed.type : '';
+  const status = typeof typed?.status === 'number' ? typed.status : 0;
+  if (type === 'entity.too.large' || status === 413) return new BrokerError('payload_too_large', 'the body is larger than 64 KiB', { cause: err });
+  if (status >= 400 && status < 500) return new BrokerError('invalid_request', 'the request body could not be read', { cause: err });
+  return new BrokerError('upstream_unavailable', 'the broker could not complete the request', { cause: err });
+}
+
+export function codeOf(err: BrokerError): ErrorCode {
+  return err.code;
+}

@@ -1,0 +1,135 @@
+/**
+ * The composition root: the only place that knows every adapter. `createBroker` turns a config into a running
+ * (not yet listening) broker; serve, dev mode and the tests all go through it.
+ */
+import { createServer, type Server } from 'node:http';
+import { watch, type FSWatcher } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Router } from 'express';
+import type { JWK } from 'jose';
+import { createAuditSink, createOperationalLogger } from './adapters/audit/winston-audit.js';
+import { createTokenReader } from './adapters/gitlab/api-client.js';
+import { createGitLabJobStatusSource } from './adapters/gitlab/jobs.js';
+import { createIdTokenVerifier } from './adapters/gitlab/verifier.js';
+import { loadPolicy } from './adapters/policy/load.js';
+import { createJwtSigner, readSigningJwks } from './adapters/jwt/signer.js';
+import { createMemoryReplayStore } from './adapters/store/memory-replay.js';
+import type { BrokerDeps, OperationalLog } from './app/deps.js';
+import { createPolicyHolder, type PolicyHolder } from './app/policy-holder.js';
+import type { BrokerConfig } from './config/schema.js';
+import { createApp } from './http/app.js';
+import { createMetrics, type BrokerMetrics } from './http/metrics.js';
+import type { AuditSink, CertificateAuthority, Clock, FactSource, GoogleTokenMinter, ReplayStore, TrustedIssuer } from './ports.js';
+import { createApprovalFactSource } from './adapters/gitlab/approval-facts.js';
+
+export interface BrokerOverrides {
+  readonly clock?: Clock;
+  readonly log?: OperationalLog;
+  readonly audit?: AuditSink;
+  readonly replay?: ReplayStore;
+  readonly facts?: FactSource;
+  readonly ca?: CertificateAuthority;
+  readonly google?: GoogleTokenMinter;
+  readonly signingKeys?: readonly JWK[];
+  readonly extraRoutes?: Router;
+  readonly defaultMetrics?: boolean;
+  /** JWKS cooldown for unknown kids (tests shorten it). */
+  readonly jwksCooldownMs?: number;
+}
+
+export interface Broker {
+  readonly server: Server;
+  readonly deps: BrokerDeps;
+  readonly policy: PolicyHolder;
+  readonly metrics: BrokerMetrics;
+  listen(port?: number, host?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
+export function trustedIssuers(config: BrokerConfig): TrustedIssuer[] {
+  return config.gitlab.map((entry) => ({ issuer: entry.issuer, audience: entry.audience, apiUrl: entry.apiUrl, maxTokenAgeSeconds: entry.maxTokenAge }));
+}
+
+export async function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<Broker> {
+  const log = overrides.log ?? createOperationalLogger();
+  const clock = overrides.clock ?? { now: () => new Date() };
+  const issuers = trustedIssuers(config);
+  const factTimeoutMs = config.limits.factTimeout * 1000;
+
+  const policy = createPolicyHolder(() => loadPolicy(config.policy.path), log);
+  if (!(await policy.reload())) throw new Error(`policy: ${config.policy.path} did not load; refusing to start`);
+
+  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file);
+  const audit = overrides.audit ?? (fileAudit as AuditSink);
+  const signer = await createJwtSigner(config.server.publicUrl, overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile)));
+  const tokenReader = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
+  const facts: FactSource = overrides.facts ?? {
+    ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs: factTimeoutMs }),
+    ...createApprovalFactSource({ token: tokenReader, timeoutMs: factTimeoutMs }),
+  };
+  const verifier = createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
+  const replay = overrides.replay ?? createMemoryReplayStore();
+  const ca = overrides.ca;
+
+  const deps: BrokerDeps = {
+    clock, verifier, facts, replay, audit, signer, ca, google: overrides.google,
+    policy: policy.current, factTimeoutMs, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
+  };
+  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
+  const app = createApp(deps, {
+    metrics,
+    extraRoutes: overrides.extraRoutes,
+    readiness: [
+      { name: 'policy', check: async () => policy.current() !== undefined },
+      { name: 'issuers', check: () => verifier.ready() },
+      { name: 'replay', check: () => replay.ready() },
+      { name: 'audit', check: () => audit.ready() },
+      ...(ca ? [{ name: 'ca', check: async () => { ca.check(clock.now()); return true; } }] : []),
+    ],
+  });
+  // Large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's bare 431.
+  const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, app);
+
+  let watcher: FSWatcher | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  const onHangup = () => {
+    void policy.reload();
+    void fileAudit?.reopen();
+  };
+  if (config.policy.watch) {
+    try {
+      watcher = watch(config.policy.path, () => {
+        clearTimeout(debounce);
+        debounce = setTimeout(() => void policy.reload(), 200);
+      });
+      watcher.unref();
+    } catch (err) {
+      log.warn('policy file watch unavailable; reload with SIGHUP', { error: (err as Error).message });
+    }
+  }
+  process.on('SIGHUP', onHangup);
+
+  return {
+    server, deps, policy, metrics,
+    listen(port = config.server.port, host = config.server.host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          const address = server.address() as AddressInfo;
+          const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+          resolve(`http://${shownHost}:${address.port}`);
+        });
+      });
+    },
+    async close() {
+      process.off('SIGHUP', onHangup);
+      clearTimeout(debounce);
+      watcher?.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await fileAudit?.close();
+    },
+  };
+}
