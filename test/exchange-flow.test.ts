@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { assertDenied, assertTokenNotLogged } from './support/assertions.js';
-import { startHarness, type Harness } from './support/harness.js';
+import { startHarness, type CallResult, type Harness } from './support/harness.js';
 import { AUDIENCE, DEPLOY_AUDIENCE } from './support/policies.js';
 
 let h: Harness;
@@ -158,7 +158,7 @@ describe('replay', () => {
 });
 
 describe('request limits and malformed requests', () => {
-  const cases: Array<{ name: string; status: number; code: string; send: (token: string) => Promise<import('./support/harness.js').CallResult> }> = [
+  const cases: Array<{ name: string; status: number; code: string; send: (token: string) => Promise<CallResult> }> = [
     { name: 'a body over 64 KiB', status: 413, code: 'payload_too_large', send: (token) => h.call('/v1/exchange', { token, body: JSON.stringify({ grants: { token: {} }, pad: 'x'.repeat(70 * 1024) }) }) },
     { name: 'an Authorization header over 16 KiB', status: 413, code: 'payload_too_large', send: () => h.call('/v1/exchange', { token: 'a'.repeat(17 * 1024), body: { grants: { token: {} } } }) },
     { name: 'malformed JSON', status: 400, code: 'invalid_request', send: (token) => h.call('/v1/exchange', { token, body: '{"grants": {' }) },

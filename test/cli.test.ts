@@ -1,0 +1,136 @@
+/** The `oidc-broker` binary as a user runs it: help, policy check/test/explain, and dev mode end to end. */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const failed = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('oidc-broker policy', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oidc-broker-cli-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('--help lists the commands', async () => {
+    const result = await run(['--help']);
+    assert.equal(result.code, 0);
+    for (const command of ['serve', 'dev', 'policy']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+  });
+
+  it('check passes the example policy with exit 0', async () => {
+    const result = await run(['policy', 'check', 'examples/policy']);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(result.stdout, /2 rules, \d+ warnings, 0 errors/);
+  });
+
+  it('check exits 1 and names the problem for an invalid policy', async () => {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, 'version: 1\nrules:\n  - name: r\n    when: { ref_path: { regex: "(?=x)" } }\n    grant: { token: { audiences: [a] } }\n');
+    const result = await run(['policy', 'check', file]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /rules\.0\.when\.ref_path: lookaround is not allowed/);
+  });
+
+  it('check exits 1 for duplicate YAML keys', async () => {
+    const file = join(dir, 'dup.yaml');
+    await writeFile(file, 'version: 1\nversion: 1\nrules: []\n');
+    const result = await run(['policy', 'check', file]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /YAML/);
+  });
+
+  it('test runs the example cases and reports them', async () => {
+    const result = await run(['policy', 'test', 'examples/policy', '--cases', 'examples/policy-cases']);
+    assert.equal(result.code, 0, result.stdout);
+    assert.match(result.stdout, /4 passed, 0 failed/);
+  });
+
+  it('test exits 1 when a case expects the wrong outcome', async () => {
+    const cases = join(dir, 'cases');
+    await rm(cases, { recursive: true, force: true });
+    await import('node:fs/promises').then((fs) => fs.mkdir(cases));
+    await writeFile(join(cases, 'wrong.yaml'), 'cases:\n  - name: wrong\n    claims: { project_id: "999" }\n    expect: { rule: payments-deploy-production }\n');
+    const result = await run(['policy', 'test', 'examples/policy', '--cases', cases]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /FAIL/);
+  });
+
+  it('explain prints every condition and the decision', async () => {
+    const claims = join(dir, 'claims.json');
+    await writeFile(claims, JSON.stringify({ project_id: '20', project_path: 'payments/api', namespace_id: '10', namespace_path: 'payments', user_id: '1', user_login: 'a', pipeline_id: '1', pipeline_source: 'push', job_id: '1', ref: 'main', ref_type: 'branch', ref_path: 'refs/heads/main', ref_protected: 'true', sha: '714a629c0b401fdce83e847fc9589983fc6f46bc', environment: 'staging' }));
+    const result = await run(['policy', 'explain', 'examples/policy', '--claims', claims]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /x\s+environment\s+production\s+staging/);
+    assert.match(result.stdout, /denied: policy_denied/);
+  });
+
+  it('exits 2 on a usage error', async () => {
+    assert.equal((await run(['policy', 'test', 'examples/policy'])).code, 2);
+    assert.equal((await run(['no-such-command'])).code, 2);
+  });
+});
+
+describe('oidc-broker dev', () => {
+  it('serves a development issuer; a dev token exchanges once and is then replayed', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, 'dev', '--port', String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      for (let attempt = 0; attempt < 100 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.match(output, /DEVELOPMENT MODE/);
+      assert.match(output, /dev token/);
+      const token = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`])).stdout.trim();
+      assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+      const exchange = () => fetch(`http://127.0.0.1:${port}/v1/exchange`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"grants":{"token":{}}}' });
+      const first = await exchange();
+      assert.equal(first.status, 200, await first.clone().text());
+      assert.equal(((await first.json()) as { rule: string }).rule, 'payments-deploy-production');
+      assert.equal((await exchange()).status, 409);
+      const staging = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`, '--claim', 'environment=staging'])).stdout.trim();
+      const explained = await fetch(`http://127.0.0.1:${port}/v1/explain`, { method: 'POST', headers: { authorization: `Bearer ${staging}` }, body: '{"grants":{"token":{}}}' });
+      assert.equal(((await explained.json()) as { allowed: boolean }).allowed, false);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it('dev token says clearly when no dev broker is running', async () => {
+    const port = await freePort();
+    const result = await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`]);
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /no dev broker/);
+  });
+});
