@@ -14,6 +14,7 @@ import { createIdTokenVerifier } from './adapters/gitlab/verifier.js';
 import { loadPolicy } from './adapters/policy/load.js';
 import { createJwtSigner, readSigningJwks } from './adapters/jwt/signer.js';
 import { createMemoryReplayStore } from './adapters/store/memory-replay.js';
+import { createMemoryRateLimiter } from './adapters/store/memory-rate-limit.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
 import { createPolicyHolder, type PolicyHolder } from './app/policy-holder.js';
 import type { BrokerConfig } from './config/schema.js';
@@ -75,6 +76,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
 
   const deps: BrokerDeps = {
     clock, verifier, facts, replay, audit, signer, ca, google: overrides.google,
+    rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
     policy: policy.current, factTimeoutMs, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });

@@ -112,3 +112,8 @@ export interface AuditSink {
   write(record: AuditRecord): Promise<void>;
   ready(): Promise<boolean>;
 }
+
+/** Per-project request budget; `take` answers how long to wait when the budget is spent. */
+export interface RateLimiter {
+  take(key: string, now: Date): { readonly ok: boolean; readonly retryAfterSeconds: number };
+}

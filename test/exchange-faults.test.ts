@@ -150,3 +150,21 @@ describe('policy reloads', () => {
     }
   });
 });
+
+describe('per-project rate limit', () => {
+  it('answers 429 rate_limited with Retry-After once a project spends its budget, without touching other projects', async () => {
+    const h = await startHarness({ requestsPerMinutePerProject: 3 });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await h.exchange(await h.gitlab.token(AUDIENCE))).status, 200);
+      const token = await h.gitlab.token(AUDIENCE);
+      const limited = await h.exchange(token);
+      await assertDenied(h, limited, 429, 'rate_limited', token);
+      assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+      assert.equal((await h.exchange(token)).status, 429, 'a limited request does not spend the jti either');
+      const other = await h.exchange(await h.gitlab.token(AUDIENCE, { project_id: '77' }), { token: {} });
+      assert.equal(other.status, 200, other.text);
+    } finally {
+      await h.close();
+    }
+  });
+});

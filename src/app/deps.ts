@@ -8,6 +8,7 @@ import type {
   GoogleTokenMinter,
   IdTokenVerifier,
   JwtSigner,
+  RateLimiter,
   ReplayStore,
 } from '../ports.js';
 
@@ -22,6 +23,7 @@ export interface BrokerDeps {
   readonly verifier: IdTokenVerifier;
   readonly facts: FactSource;
   readonly replay: ReplayStore;
+  readonly rateLimiter: RateLimiter;
   readonly audit: AuditSink;
   readonly signer: JwtSigner;
   readonly ca: CertificateAuthority | undefined;

@@ -75,6 +75,8 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     context = { grantsRequested: Object.keys(request) };
     const verified = await deps.verifier.verify(input.token, now);
     context = { ...context, ...auditSubject(verified.issuer, verified.principal) };
+    const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
+    if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its exchange rate limit', { retryAfter: budget.retryAfterSeconds });
     const key = replayKey(verified);
     const holdUntil = new Date((verified.principal.exp + deps.clockToleranceSeconds + 60) * 1000);
     if (!(await deps.replay.reserve(key, holdUntil))) throw new BrokerError('token_replayed', 'this ID token was already exchanged');

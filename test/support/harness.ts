@@ -38,6 +38,7 @@ export interface HarnessOptions {
   readonly overrides?: BrokerOverrides;
   readonly configExtra?: string;
   readonly gitlab?: StandInGitLab;
+  readonly requestsPerMinutePerProject?: number;
 }
 
 export function capturingLog(lines: string[]): OperationalLog {
@@ -65,7 +66,7 @@ gitlab:
 policy: { path: policy, watch: false }
 audit: { file: ${auditFile} }
 signing: { keysFile: signing.jwks.json }
-limits: { factTimeout: 2s }
+limits: { factTimeout: 2s, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0} }
 ${options.configExtra ?? ''}`,
     dir,
   );
