@@ -9,6 +9,7 @@ import type { Router } from 'express';
 import type { JWK } from 'jose';
 import { createAuditSink, createOperationalLogger } from './adapters/audit/winston-audit.js';
 import { createTokenReader } from './adapters/gitlab/api-client.js';
+import { createGitLabApprovalSource } from './adapters/gitlab/approvals.js';
 import { createGitLabJobStatusSource } from './adapters/gitlab/jobs.js';
 import { createIdTokenVerifier } from './adapters/gitlab/verifier.js';
 import { loadPolicy } from './adapters/policy/load.js';
@@ -21,7 +22,6 @@ import type { BrokerConfig } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { createMetrics, type BrokerMetrics } from './http/metrics.js';
 import type { AuditSink, CertificateAuthority, Clock, FactSource, GoogleTokenMinter, ReplayStore, TrustedIssuer } from './ports.js';
-import { createApprovalFactSource } from './adapters/gitlab/approval-facts.js';
 
 export interface BrokerOverrides {
   readonly clock?: Clock;
@@ -68,7 +68,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   const tokenReader = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
   const facts: FactSource = overrides.facts ?? {
     ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs: factTimeoutMs }),
-    ...createApprovalFactSource({ token: tokenReader, timeoutMs: factTimeoutMs }),
+    ...createGitLabApprovalSource({ fetchToken: tokenReader, timeoutMs: factTimeoutMs }),
   };
   const verifier = createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
   const replay = overrides.replay ?? createMemoryReplayStore();

@@ -70,12 +70,18 @@ export interface Authorization {
 export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, needs: ReturnType<typeof factNeeds>): Promise<Facts> {
   const needsApprovals = needs.deploymentApprovals || needs.mergeRequestApprovals;
   if (!needs.jobStatus && !needsApprovals) return { approvals: {} };
-  const signal = AbortSignal.timeout(deps.factTimeoutMs);
-  const [jobStatus, approvals] = await Promise.all([
-    needs.jobStatus ? deps.facts.jobStatus(issuer, principal, signal) : undefined,
-    needsApprovals ? deps.facts.approvals(issuer, principal, needs, signal) : {},
-  ]);
-  return jobStatus === undefined ? { approvals } : { jobStatus, approvals };
+  // A plain timer, not AbortSignal.timeout: Node 20 may collect an unreferenced timeout signal before it fires.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new DOMException('GitLab facts deadline', 'TimeoutError')), deps.factTimeoutMs);
+  try {
+    const [jobStatus, approvals] = await Promise.all([
+      needs.jobStatus ? deps.facts.jobStatus(issuer, principal, deadline.signal) : undefined,
+      needsApprovals ? deps.facts.approvals(issuer, principal, needs, deadline.signal) : {},
+    ]);
+    return jobStatus === undefined ? { approvals } : { jobStatus, approvals };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Policy evaluation for an already verified caller. */

@@ -105,15 +105,15 @@ export function withProfile(user: ApprovalUser, profile: ApiUser | null): Approv
 }
 
 export function toCommitters(commits: z.output<typeof commitListSchema>): Committer[] {
-  const identities: Committer[] = [];
+  const identities = new Map<string, Committer>();
   for (const commit of commits) {
     // Both the author and the committer wrote or shaped the change; either one counts as a committer.
     for (const [name, address] of [[commit.author_name, commit.author_email], [commit.committer_name, commit.committer_email]]) {
       if (!name && !address) continue;
-      identities.push({ ...(name ? { name } : {}), ...(address ? { email: address } : {}) });
+      identities.set(`${name ?? ''}\n${address ?? ''}`, { ...(name ? { name } : {}), ...(address ? { email: address } : {}) });
     }
   }
-  return identities;
+  return [...identities.values()];
 }
 
 /** The newest diff version's time; versions are compared by time, not by list order. */

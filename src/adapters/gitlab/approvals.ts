@@ -20,7 +20,8 @@ import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { FactNeeds } from '../../core/policy/evaluate.js';
 import type { FactSource, TrustedIssuer } from '../../ports.js';
 import * as api from './approval-responses.js';
-import { createRequester, GitLabApiError, type InFlightTable } from './gitbeaker-requester.js';
+import { createRequester, deadlineOf, GitLabApiError, type InFlightTable } from './gitbeaker-requester.js';
+import { TtlCache } from './ttl-cache.js';
 
 export interface GitLabApprovalSourceOptions {
   /** The broker's read_api token for an issuer. Never logged, never part of an error. */
@@ -36,30 +37,6 @@ export interface GitLabApprovalSourceOptions {
 export type ApprovalSource = Pick<FactSource, 'approvals'>;
 
 const PER_PAGE = 100;
-const MAX_CACHE_ENTRIES = 10_000;
-
-/** Entries expire by time; the map is swept when it grows, so it stays bounded under many distinct users. */
-class TtlCache<V> {
-  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
-  constructor(private readonly ttlMs: number, private readonly clock: () => number) {}
-
-  get(key: string): V | undefined {
-    const entry = this.entries.get(key);
-    if (entry && entry.expiresAt > this.clock()) return entry.value;
-    if (entry) this.entries.delete(key);
-    return undefined;
-  }
-
-  set(key: string, value: V): void {
-    if (this.ttlMs <= 0) return;
-    if (this.entries.size >= MAX_CACHE_ENTRIES) {
-      const now = this.clock();
-      for (const [stale, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(stale);
-      if (this.entries.size >= MAX_CACHE_ENTRIES) this.entries.clear();
-    }
-    this.entries.set(key, { value, expiresAt: this.clock() + this.ttlMs });
-  }
-}
 
 type Config = ConstructorParameters<typeof Deployments<false>>[0] & { token: string; camelize: false };
 
@@ -112,10 +89,15 @@ function chooseMergeRequest(list: readonly api.ApiMergeRequest[], principal: Git
   return [...list].sort((a, b) => score(a) - score(b) || newest(b) - newest(a))[0];
 }
 
+/** The project the job runs in (job_project_id, GitLab 18.4+): its deployments and the MRs merged into it. */
+function projectOf(principal: GitLabPrincipal): string {
+  return principal.job_project_id ?? principal.project_id;
+}
+
 async function findDeploymentId(lookup: Lookup, principal: GitLabPrincipal, environment: string): Promise<number | null> {
   // Newest first: the job's deployment is almost always on the first page, but a busy environment may push it further.
   for (let page = 1; ; ) {
-    const response = (await lookup.deployments.all(principal.project_id, {
+    const response = (await lookup.deployments.all(projectOf(principal), {
       environment, orderBy: 'id', sort: 'desc', perPage: PER_PAGE, page, showExpanded: true,
     })) as unknown as { data: unknown; paginationInfo: { next: number | null } };
     const match = api.deploymentListSchema.parse(response.data)
@@ -132,7 +114,7 @@ async function deploymentFacts(lookup: Lookup, principal: GitLabPrincipal): Prom
   if (environment === undefined) return null;
   const id = await findDeploymentId(lookup, principal, environment);
   if (id === null) return null;
-  const deployment = api.deploymentSchema.parse(await lookup.deployments.show(principal.project_id, id));
+  const deployment = api.deploymentSchema.parse(await lookup.deployments.show(projectOf(principal), id));
   const approvals: DeploymentApproval[] = (deployment.approvals ?? []).flatMap((entry) =>
     entry.status === 'approved' || entry.status === 'rejected'
       ? [{ user: api.toApprovalUser(entry.user), status: entry.status, at: entry.created_at }]
@@ -150,7 +132,7 @@ async function deploymentFacts(lookup: Lookup, principal: GitLabPrincipal): Prom
 
 async function mergeRequestFacts(lookup: Lookup, principal: GitLabPrincipal): Promise<MergeRequestFacts | null> {
   const list = api.mergeRequestListSchema.parse(
-    await lookup.commits.allMergeRequests(principal.project_id, principal.sha, { perPage: PER_PAGE }),
+    await lookup.commits.allMergeRequests(projectOf(principal), principal.sha, { perPage: PER_PAGE }),
   );
   const chosen = chooseMergeRequest(list, principal);
   if (!chosen) return null;
@@ -167,7 +149,7 @@ async function mergeRequestFacts(lookup: Lookup, principal: GitLabPrincipal): Pr
   if (mergeRequestMismatch(base, principal) !== undefined) {
     return { ...base, committers: [], approvals: [], latestVersionAt: undefined };
   }
-  const project = principal.project_id;
+  const project = projectOf(principal);
   const approvalsDone = lookup.mergeRequestApprovals
     .showConfiguration(project, { mergerequestIId: chosen.iid })
     .then(async (body) => {
@@ -269,9 +251,7 @@ export function createGitLabApprovalSource(options: GitLabApprovalSourceOptions)
   return {
     async approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal): Promise<ApprovalFacts> {
       if (!needs.deploymentApprovals && !needs.mergeRequestApprovals) return {};
-      // Aborted on the first failure too, so sibling calls stop instead of running on after the answer is known.
-      const failed = new AbortController();
-      const deadline = AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs), failed.signal]);
+      const { deadline, end } = deadlineOf(signal, options.timeoutMs);
       try {
         const lookup = lookupFor(issuer, await options.fetchToken(issuer), needs.groups, deadline);
         const [deployment, mergeRequest] = await Promise.all([
@@ -286,7 +266,7 @@ export function createGitLabApprovalSource(options: GitLabApprovalSourceOptions)
       } catch (error) {
         throw translate(error);
       } finally {
-        failed.abort();
+        end(); // also on the first failure, so sibling calls stop instead of running on after the answer is known
       }
     },
   };

@@ -7,6 +7,7 @@
  * normalised so gitbeaker's pagination follows either, and identical in-flight GETs coalesced (never cached).
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Deployments } from '@gitbeaker/rest';
 
 type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
@@ -161,6 +162,27 @@ function join(table: InFlightTable, key: string, entry: InFlight, signal: AbortS
   });
 }
 
+/**
+ * The caller's signal plus our own timeout, as one signal with strong references. Not AbortSignal.any with
+ * AbortSignal.timeout: Node 20 holds those sources weakly, and a collected timeout signal never fires.
+ */
+export function deadlineOf(parent: AbortSignal, timeoutMs: number): { deadline: AbortSignal; end: () => void } {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // every parallel call listens to it; dozens are expected, not a leak
+  const onParent = (): void => controller.abort(parent.reason);
+  const timer = setTimeout(() => controller.abort(new DOMException('GitLab approvals lookup deadline', 'TimeoutError')), timeoutMs);
+  if (parent.aborted) onParent();
+  else parent.addEventListener('abort', onParent, { once: true });
+  return {
+    deadline: controller.signal,
+    end() {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onParent);
+      controller.abort();
+    },
+  };
+}
+
 function unsupported(): never {
   throw new TypeError('the approvals requester is read-only');
 }
@@ -184,9 +206,11 @@ export function createRequester(options: RequesterOptions): GitbeakerRequesterFn
       let entry = table.get(key);
       if (!entry) {
         const controller = new AbortController();
-        const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(options.maxMs)]);
-        const created: InFlight = { promise: fetchJson(url, path, headers, signal), controller, waiters: 0 };
+        // A plain timer, not AbortSignal.timeout: Node 20 can collect an unreferenced timeout signal before it fires.
+        const timer = setTimeout(() => controller.abort(), options.maxMs);
+        const created: InFlight = { promise: fetchJson(url, path, headers, controller.signal), controller, waiters: 0 };
         const forget = (): void => {
+          clearTimeout(timer);
           if (table.get(key) === created) table.delete(key);
         };
         created.promise.then(forget, forget); // also keeps an abandoned fetch's rejection from going unhandled

@@ -1,0 +1,69 @@
+/**
+ * CI components and classic templates: valid against GitLab's CI schema (header and body as separate documents), every
+ * input documented and typed, and the CLI flags the scripts use exist in the CLI.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { Ajv } from 'ajv';
+import { parseAllDocuments, parse } from 'yaml';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SCHEMA = fileURLToPath(new URL('../../../shared/schemas/gitlab-ci.schema.json', import.meta.url));
+
+async function ciValidator() {
+  const schema = JSON.parse(await readFile(SCHEMA, 'utf8')) as Record<string, unknown>;
+  delete schema.$schema;
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  return ajv.compile(schema);
+}
+
+describe('CI components (templates/)', async () => {
+  const names = (await readdir(`${ROOT}templates`)).sort();
+  const validate = await ciValidator();
+
+  for (const name of names) {
+    const path = `${ROOT}templates/${name}/template.yml`;
+    const text = await readFile(path, 'utf8');
+    const documents = parseAllDocuments(text);
+
+    it(`${name}: has a spec header and a body`, () => {
+      assert.equal(documents.length, 2);
+      for (const document of documents) assert.deepEqual(document.errors, []);
+    });
+
+    it(`${name}: header and body are valid against GitLab's CI schema`, () => {
+      for (const document of documents) {
+        const ok = validate(document.toJS());
+        assert.ok(ok, JSON.stringify(validate.errors?.slice(0, 3)));
+      }
+    });
+
+    it(`${name}: every input has a description and a type, options or regex; the shared inputs are present`, () => {
+      const inputs = (documents[0]?.toJS() as { spec: { inputs: Record<string, Record<string, unknown>> } }).spec.inputs;
+      for (const [input, spec] of Object.entries(inputs)) {
+        assert.equal(typeof spec.description, 'string', `${input} needs a description`);
+        assert.ok(spec.type !== undefined || spec.options !== undefined || spec.regex !== undefined, `${input} needs a type, options or regex`);
+        for (const key of Object.keys(spec)) assert.ok(['default', 'description', 'options', 'regex', 'type'].includes(key), `${input}: unknown input attribute ${key}`);
+      }
+      for (const shared of ['broker_url', 'audience', 'grants', 'image', 'stage', 'as']) assert.ok(inputs[shared], `missing shared input ${shared}`);
+      const used = [...text.matchAll(/\$\[\[\s*inputs\.([a-z_]+)\s*\]\]/g)].map((match) => match[1] as string);
+      for (const input of used) assert.ok(inputs[input], `uses undeclared input ${input}`);
+      for (const input of Object.keys(inputs)) assert.ok(used.includes(input), `declares unused input ${input}`);
+    });
+
+    it(`${name}: requests the job ID token as BROKER_ID_TOKEN with the audience input`, () => {
+      assert.match(text, /id_tokens:\s*\n\s*BROKER_ID_TOKEN:\s*\n\s*aud: \$\[\[ inputs\.audience \]\]/);
+    });
+  }
+});
+
+describe('classic templates (ci-templates/)', () => {
+  it('are valid against GitLab\'s CI schema and define the hidden jobs', async () => {
+    const validate = await ciValidator();
+    const document = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, unknown>;
+    assert.ok(validate(document), JSON.stringify(validate.errors?.slice(0, 3)));
+    for (const job of ['.oidc-broker-login', '.oidc-broker-deploy-gate']) assert.ok(document[job], job);
+  });
+});
