@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Router } from 'express';
 import type { JWK } from 'jose';
 import { createAuditSink, createOperationalLogger } from './adapters/audit/winston-audit.js';
+import { createCertificateAuthority } from './adapters/ca/index.js';
 import { createTokenReader } from './adapters/gitlab/api-client.js';
 import { createGitLabApprovalSource } from './adapters/gitlab/approvals.js';
 import { createGitLabJobStatusSource } from './adapters/gitlab/jobs.js';
@@ -72,7 +73,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   };
   const verifier = createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
   const replay = overrides.replay ?? createMemoryReplayStore();
-  const ca = overrides.ca;
+  const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
 
   const deps: BrokerDeps = {
     clock, verifier, facts, replay, audit, signer, ca, google: overrides.google,

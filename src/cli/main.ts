@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** The `oidc-broker` command. Each command module registers itself; this file only assembles them. */
 import { Command, CommanderError } from 'commander';
+import { registerExchangeCommand, registerGateCommand } from './commands/exchange.js';
+import { registerLinkerdCommands } from './commands/linkerd.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommands } from './serve.js';
 import { EXIT } from './output.js';
@@ -13,6 +15,9 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerServeCommands(program);
   registerPolicyCommands(program);
+  registerExchangeCommand(program);
+  registerGateCommand(program);
+  registerLinkerdCommands(program);
   return program;
 }
 

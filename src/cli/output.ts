@@ -1,10 +1,13 @@
 /** CLI exit codes (CONTRACT.md §5) and plain-text tables. */
 export const EXIT = { ok: 0, denied: 1, usage: 2, upstream: 3 } as const;
 
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+/** A plain-text table, cells trimmed to keep it readable in a CI log. */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const cell = (value: string): string => (value.length > 70 ? `${value.slice(0, 69)}…` : value).replace(/\s+/g, ' ');
+  const all = [headers, ...rows].map((row) => row.map(cell));
+  const widths = headers.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
+  const line = (row: readonly string[]): string => row.map((value, column) => value.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  return [line(all[0] ?? []), widths.map((width) => '-'.repeat(width)).join('  '), ...all.slice(1).map(line)].join('\n');
 }
 
 export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {

@@ -1,6 +1,7 @@
 /** `oidc-broker serve` and `oidc-broker dev`: start the composition root, wait for signals. */
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
+import { createEphemeralCa } from '../adapters/ca/ephemeral.js';
 import { generateSigningJwks } from '../adapters/jwt/signer.js';
 import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
@@ -39,7 +40,8 @@ export async function startDevBroker(port: number, extra: BrokerOverrides = {}):
   const devIssuer = await createDevIssuer();
   devIssuer.configure(baseUrl, baseUrl);
   const { keys } = await generateSigningJwks();
-  const broker = await createBroker(devConfig(baseUrl), { signingKeys: keys, extraRoutes: devIssuer.router, ...extra });
+  const { ca } = await createEphemeralCa({ trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd' });
+  const broker = await createBroker(devConfig(baseUrl), { signingKeys: keys, ca, extraRoutes: devIssuer.router, ...extra });
   const url = await broker.listen(port, '127.0.0.1');
   return { broker, url, mint: (claims) => devIssuer.mint(claims) };
 }
@@ -60,6 +62,10 @@ function devBanner(url: string): string {
     `    TOKEN=$(npx oidc-broker dev token --broker ${url})`,
     `    curl -s -X POST ${url}/v1/exchange -H "Authorization: Bearer $TOKEN" \\`,
     `      -H 'Content-Type: application/json' -d '{"grants":{"token":{}}}'`,
+    '',
+    '  Or as a CI job would (writes linkerd/tls.crt, tls.key, ca.crt and broker-token into ./out):',
+    `    BROKER_ID_TOKEN=$(npx oidc-broker dev token --broker ${url}) \\`,
+    `      npx oidc-broker exchange --broker ${url} --grant linkerd --grant token --out ./out`,
     '',
     '  Explain a decision for another environment:',
     `    TOKEN=$(npx oidc-broker dev token --broker ${url} --claim environment=staging)`,

@@ -10,7 +10,10 @@ import type { CertificateAuthority } from '../../ports.js';
 import { contextTag, sequence, tlv } from './der.js';
 import { createCertificateAuthorityFromPems, type CaPems, type MeshNaming } from './index.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto);
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const ECDSA_SHA256 = { name: 'ECDSA', hash: 'SHA-256' } as const;

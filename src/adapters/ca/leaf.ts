@@ -7,7 +7,7 @@
 import { createHash, randomFillSync, sign, type KeyObject } from 'node:crypto';
 import { PROVENANCE_FIELDS, type LinkerdIdentity, type ProvenanceValue, type Validity } from '../../core/linkerd.js';
 import {
-  TAG, bitString, contextTag, objectIdentifier, octetString, sequence, tlv, unsignedInteger, utf8String, x509Time,
+  TAG, contextTag, encode, node, objectIdentifier, sequence, text, tlv, unsignedInteger, x509Time, type Der, type DerNode,
 } from './der.js';
 
 /** How the issuer signs: node's digest name and the DER AlgorithmIdentifier that names it in the certificate. */
@@ -45,11 +45,13 @@ const CRITICAL = tlv(TAG.boolean, Buffer.from([0xff]));
 const VERSION_3 = tlv(contextTag(0, true), tlv(TAG.integer, Buffer.from([2])));
 const COMMON_NAME = objectIdentifier('2.5.4.3');
 const EMPTY_NAME = sequence();
+const ZERO_UNUSED_BITS = Buffer.from([0]);
 const SUBJECT_KEY_ID = objectIdentifier('2.5.29.14');
 const SUBJECT_ALT_NAME = objectIdentifier('2.5.29.17');
 
-function extension(oid: Buffer, value: Buffer, critical = false): Buffer {
-  return critical ? sequence(oid, CRITICAL, octetString(value)) : sequence(oid, octetString(value));
+function extension(oid: Buffer, value: Der, critical = false): DerNode {
+  const wrapped = node(TAG.octetString, value);
+  return critical ? node(TAG.sequence, oid, CRITICAL, wrapped) : node(TAG.sequence, oid, wrapped);
 }
 
 /** basicConstraints CA:false, keyUsage digitalSignature + keyEncipherment, EKU serverAuth + clientAuth: Linkerd's leaf. */
@@ -60,7 +62,7 @@ function constantExtensions(issuerKeyId: Buffer | undefined): Buffer {
     extension(objectIdentifier('2.5.29.37'), sequence(objectIdentifier('1.3.6.1.5.5.7.3.1'), objectIdentifier('1.3.6.1.5.5.7.3.2'))),
   ];
   if (issuerKeyId) parts.push(extension(objectIdentifier('2.5.29.35'), sequence(tlv(contextTag(0, false), issuerKeyId))));
-  return Buffer.concat(parts);
+  return Buffer.concat(parts.map((part) => encode(part)));
 }
 
 /** Hands out random serials from a pool refilled in bulk: one randomFillSync per 512 serials instead of one each. */
@@ -97,31 +99,28 @@ export function createLeafSigner(profile: LeafProfileInput): (request: LeafReque
     const serial = serials.take();
     const { dnsName, spiffeId } = request.identity;
     const fitsCommonName = dnsName.length <= MAX_COMMON_NAME;
-    const subject = fitsCommonName ? sequence(tlv(TAG.set, sequence(COMMON_NAME, utf8String(dnsName)))) : EMPTY_NAME;
+    const subject = fitsCommonName
+      ? node(TAG.sequence, node(TAG.set, node(TAG.sequence, COMMON_NAME, text(TAG.utf8String, dnsName))))
+      : EMPTY_NAME;
     // RFC 5280 §4.2.1.6 keyIdentifier method 1: SHA-1 of the subjectPublicKey bits (the 65-byte point).
-    const keyId = createHash('sha1').update(request.subjectPublicKeyInfo.subarray(request.subjectPublicKeyInfo.length - 65)).digest();
-    const names = sequence(
-      tlv(contextTag(2, false), Buffer.from(dnsName, 'latin1')),
-      tlv(contextTag(6, false), Buffer.from(spiffeId, 'latin1')),
-    );
-    const extensions: Buffer[] = [
-      fixedExtensions,
-      extension(SUBJECT_KEY_ID, octetString(keyId)),
-      extension(SUBJECT_ALT_NAME, names, !fitsCommonName),
-    ];
-    for (const { oid, value } of request.provenance) extensions.push(extension(oidOf(oid), utf8String(value)));
-    const tbs = sequence(
+    const point = request.subjectPublicKeyInfo.subarray(request.subjectPublicKeyInfo.length - 65);
+    const keyId = node(TAG.octetString, createHash('sha1').update(point).digest());
+    const names = node(TAG.sequence, text(contextTag(2, false), dnsName, 'latin1'), text(contextTag(6, false), spiffeId, 'latin1'));
+    const extensions: Der[] = [fixedExtensions, extension(SUBJECT_KEY_ID, keyId), extension(SUBJECT_ALT_NAME, names, !fitsCommonName)];
+    for (const { oid, value } of request.provenance) extensions.push(extension(oidOf(oid), text(TAG.utf8String, value)));
+    const tbs = encode(node(
+      TAG.sequence,
       VERSION_3,
       unsignedInteger(serial),
       afterSerial,
-      sequence(x509Time(request.validity.notBefore), x509Time(request.validity.notAfter)),
+      node(TAG.sequence, x509Time(request.validity.notBefore), x509Time(request.validity.notAfter)),
       subject,
       request.subjectPublicKeyInfo,
-      tlv(contextTag(3, true), sequence(...extensions)),
-    );
+      node(contextTag(3, true), node(TAG.sequence, ...extensions)),
+    ));
     const signature = sign(profile.scheme.hash, tbs, profile.key);
     return {
-      der: sequence(tbs, profile.scheme.algorithmIdentifier, bitString(signature)),
+      der: encode(node(TAG.sequence, tbs, profile.scheme.algorithmIdentifier, node(TAG.bitString, ZERO_UNUSED_BITS, signature))),
       serialNumber: serial.toString('hex'),
     };
   };

@@ -1,0 +1,229 @@
+/**
+ * The job side of the broker (CONTRACT.md §5): `exchange` trades the job's ID token for credentials and writes them
+ * to files; `gate` asks /v1/explain whether the pipeline would be allowed. For the linkerd grant the key pair is made
+ * here and only the CSR is sent: the private key never leaves the job.
+ * Exit codes: 0 ok, 1 denied, 2 usage error, 3 broker or upstream unavailable.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { generateKeyAndRequest } from '../../adapters/ca/request.js';
+import { isAllowedIssuerUrl } from '../../config/schema.js';
+import { EXIT, formatTable } from '../output.js';
+
+class UsageError extends Error {}
+
+interface WantedGrants {
+  readonly google: boolean;
+  readonly linkerd: boolean;
+  /** undefined: not wanted; '': wanted with the rule's default audience. */
+  readonly tokenAudience: string | undefined;
+}
+
+/** `--grant google --grant linkerd --grant token=https://aud` → what to ask for. */
+export function parseGrantFlags(values: readonly string[]): WantedGrants {
+  let google = false;
+  let linkerd = false;
+  let tokenAudience: string | undefined;
+  for (const value of values.flatMap((item) => item.split(',')).map((item) => item.trim()).filter(Boolean)) {
+    const [kind, audience] = value.split(/=(.*)/s);
+    if (kind === 'google' && audience === undefined) google = true;
+    else if (kind === 'linkerd' && audience === undefined) linkerd = true;
+    else if (kind === 'token') tokenAudience = audience ?? '';
+    else throw new UsageError(`unknown grant ${JSON.stringify(value)}: use google, linkerd or token[=AUDIENCE]`);
+  }
+  if (!google && !linkerd && tokenAudience === undefined) throw new UsageError('ask for at least one --grant');
+  return { google, linkerd, tokenAudience };
+}
+
+export function exchangeBody(wanted: WantedGrants, csrPem: string | undefined): { grants: Record<string, unknown> } {
+  const grants: Record<string, unknown> = {};
+  if (wanted.google) grants.google = {};
+  if (wanted.linkerd) grants.linkerd = { csr: csrPem };
+  if (wanted.tokenAudience !== undefined) grants.token = wanted.tokenAudience ? { audience: wanted.tokenAudience } : {};
+  return { grants };
+}
+
+interface BrokerReply {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+async function callBroker(broker: string, path: string, idToken: string, body: unknown, timeoutSeconds: number): Promise<BrokerReply> {
+  const response = await fetch(new URL(path, broker.endsWith('/') ? broker : `${broker}/`), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${idToken}`, 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutSeconds * 1000),
+    redirect: 'error',
+  });
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = { detail: `the broker answered ${response.status} with a non-JSON body` };
+  }
+  return { status: response.status, body: typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {} };
+}
+
+const text = (value: unknown): string => (value === undefined || value === null ? '' : String(value));
+const list = (value: unknown): Record<string, unknown>[] => (Array.isArray(value) ? (value as Record<string, unknown>[]) : []);
+
+/** The /v1/explain answer as a table of every failed condition, requirement and grant, per applicable rule. */
+export function formatExplanation(explanation: Record<string, unknown>): string {
+  const rows: string[][] = [];
+  for (const evaluation of list(explanation.evaluations)) {
+    const rule = text(evaluation.rule);
+    for (const condition of list(evaluation.conditions).filter((item) => item.ok !== true)) {
+      rows.push([rule, text(condition.name), text(condition.expected), text(condition.actual)]);
+    }
+    for (const check of [...list(evaluation.requirements), ...list(evaluation.grants)].filter((item) => item.ok !== true)) {
+      rows.push([rule, text(check.name), 'ok', text(check.detail)]);
+    }
+  }
+  return rows.length === 0 ? 'no rule applies to this project' : formatTable(['RULE', 'CONDITION', 'EXPECTED', 'PIPELINE HAD'], rows);
+}
+
+/** A problem+json denial: code, detail and the reasons table. */
+export function formatProblem(problem: Record<string, unknown>): string {
+  const head = `denied: ${text(problem.code) || 'error'}: ${text(problem.detail) || text(problem.title)}`;
+  const reasons = list(problem.reasons).map((reason) => [text(reason.rule), text(reason.name), text(reason.detail)]);
+  return reasons.length === 0 ? head : `${head}\n${formatTable(['RULE', 'CHECK', 'DETAIL'], reasons)}`;
+}
+
+function exitCodeFor(status: number): number {
+  return status === 429 || status >= 500 ? EXIT.upstream : EXIT.denied;
+}
+
+async function writeSecret(path: string, content: string): Promise<void> {
+  await writeFile(path, content, { mode: 0o600 });
+}
+
+/** Write the files of CONTRACT.md §5 and return the dotenv entries that point at them. */
+async function writeCredentials(out: string, reply: Record<string, unknown>, privateKeyPem: string | undefined): Promise<[string, string][]> {
+  const grants = (reply.grants ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  const env: [string, string][] = [['OIDC_BROKER_DIR', out], ['OIDC_BROKER_RULE', text(reply.rule)], ['OIDC_BROKER_REQUEST_ID', text(reply.requestId)]];
+  await mkdir(out, { recursive: true, mode: 0o700 });
+  if (grants.google) {
+    const file = join(out, 'google-access-token');
+    await writeSecret(file, text(grants.google.accessToken));
+    env.push(['GOOGLE_OAUTH_ACCESS_TOKEN', text(grants.google.accessToken)], ['CLOUDSDK_AUTH_ACCESS_TOKEN_FILE', file],
+      ['GOOGLE_SERVICE_ACCOUNT', text(grants.google.serviceAccount)], ['GOOGLE_ACCESS_TOKEN_EXPIRES_AT', text(grants.google.expiresAt)]);
+  }
+  if (grants.linkerd && privateKeyPem) {
+    const dir = join(out, 'linkerd');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // tls.crt holds the leaf then the intermediates, which is what curl, Go and Node send as a client chain.
+    await writeFile(join(dir, 'tls.crt'), `${text(grants.linkerd.certificate)}${text(grants.linkerd.chain)}`, { mode: 0o644 });
+    await writeSecret(join(dir, 'tls.key'), privateKeyPem);
+    await writeFile(join(dir, 'ca.crt'), text(grants.linkerd.trustAnchors), { mode: 0o644 });
+    env.push(['LINKERD_IDENTITY', text(grants.linkerd.identity)], ['LINKERD_SPIFFE_ID', text(grants.linkerd.spiffeId)],
+      ['LINKERD_TLS_CERT_FILE', join(dir, 'tls.crt')], ['LINKERD_TLS_KEY_FILE', join(dir, 'tls.key')],
+      ['LINKERD_CA_FILE', join(dir, 'ca.crt')], ['LINKERD_CERT_EXPIRES_AT', text(grants.linkerd.expiresAt)]);
+  }
+  if (grants.token) {
+    const file = join(out, 'broker-token');
+    await writeSecret(file, text(grants.token.token));
+    env.push(['BROKER_TOKEN_FILE', file], ['BROKER_TOKEN_EXPIRES_AT', text(grants.token.expiresAt)]);
+  }
+  return env;
+}
+
+async function writeDotenv(file: string, entries: readonly [string, string][]): Promise<void> {
+  for (const [name, value] of entries) if (/[\r\n]/.test(value)) throw new Error(`${name} would break the dotenv file`);
+  await writeSecret(file, entries.map(([name, value]) => `${name}=${value}\n`).join(''));
+}
+
+interface CommonFlags {
+  readonly broker: string;
+  readonly grant: string[];
+  readonly tokenEnv: string;
+  readonly timeout: number;
+}
+
+function readInputs(flags: CommonFlags): { idToken: string; wanted: WantedGrants } {
+  if (!isAllowedIssuerUrl(flags.broker)) throw new UsageError('--broker must be an https URL (http only for loopback)');
+  if (!(flags.timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+  const idToken = process.env[flags.tokenEnv]?.trim();
+  if (!idToken) throw new UsageError(`$${flags.tokenEnv} is empty: add it under id_tokens: in the job (aud = the broker audience)`);
+  return { idToken, wanted: parseGrantFlags(flags.grant) };
+}
+
+/** Run a command body, mapping usage errors and network failures to exit codes; never prints a token. */
+async function run(body: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await body();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`usage: ${err.message}\n`);
+      process.exitCode = EXIT.usage;
+      return;
+    }
+    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+    process.stderr.write(`the broker could not be reached: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`);
+    process.exitCode = EXIT.upstream;
+  }
+}
+
+async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): Promise<number> {
+  const { idToken, wanted } = readInputs(flags);
+  const keyAndRequest = wanted.linkerd ? generateKeyAndRequest() : undefined;
+  const body = exchangeBody(wanted, keyAndRequest?.csrPem);
+  const reply = await callBroker(flags.broker, 'v1/exchange', idToken, body, flags.timeout);
+  if (reply.status !== 200) {
+    process.stderr.write(`${formatProblem(reply.body)}\n`);
+    if (reply.status === 403) {
+      const explained = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout).catch(() => undefined);
+      if (explained?.status === 200) process.stderr.write(`${formatExplanation(explained.body)}\n`);
+    }
+    return exitCodeFor(reply.status);
+  }
+  const out = resolve(flags.out);
+  const env = await writeCredentials(out, reply.body, keyAndRequest?.privateKeyPem);
+  if (flags.dotenv) await writeDotenv(resolve(flags.dotenv), env);
+  const granted = Object.keys((reply.body.grants ?? {}) as object).join(', ');
+  process.stderr.write(`rule ${text(reply.body.rule)} granted ${granted}; credentials in ${out}\n`);
+  return EXIT.ok;
+}
+
+async function gate(flags: CommonFlags): Promise<number> {
+  const { idToken, wanted } = readInputs(flags);
+  // The explain body is the exchange body; a throwaway CSR keeps it valid without any key leaving the job.
+  const body = exchangeBody(wanted, wanted.linkerd ? generateKeyAndRequest().csrPem : undefined);
+  const reply = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout);
+  if (reply.status !== 200) {
+    process.stderr.write(`${formatProblem(reply.body)}\n`);
+    return exitCodeFor(reply.status);
+  }
+  if (reply.body.allowed === true) {
+    process.stdout.write(`allowed by rule ${text(reply.body.rule)}\n`);
+    return EXIT.ok;
+  }
+  process.stderr.write(`not allowed:\n${formatExplanation(reply.body)}\n`);
+  return EXIT.denied;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function commonOptions(command: Command): Command {
+  return command
+    .requiredOption('--broker <url>', 'broker base URL', process.env.OIDC_BROKER_URL)
+    .option('--grant <grant>', 'google, linkerd or token[=AUDIENCE]; repeat for several', collect, [])
+    .option('--token-env <name>', 'environment variable holding the GitLab ID token', 'BROKER_ID_TOKEN')
+    .addOption(new Option('--timeout <seconds>', 'request timeout').default(30).argParser((value) => Number(value)));
+}
+
+/** Adds `exchange`. */
+export function registerExchangeCommand(program: Command): void {
+  commonOptions(program.command('exchange').description('exchange the job ID token for credentials and write them to files'))
+    .option('--out <dir>', 'directory for the credential files', process.env.OIDC_BROKER_DIR ?? '.oidc-broker')
+    .option('--dotenv <file>', 'also write a dotenv file (GOOGLE_OAUTH_ACCESS_TOKEN, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, …)')
+    .action((flags: CommonFlags & { out: string; dotenv?: string }) => run(() => exchange(flags)));
+}
+
+/** Adds `gate`. */
+export function registerGateCommand(program: Command): void {
+  commonOptions(program.command('gate').description('explain-only check for deploy gating; exit 0 when allowed'))
+    .action((flags: CommonFlags) => run(() => gate(flags)));
+}

@@ -1,0 +1,74 @@
+/** The pure side of mesh identities: names, validity windows and the provenance OID table. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BROKER_OID_ARC, PROVENANCE_FIELDS, certificateValidity, linkerdIdentity, provenanceOf } from '../src/core/linkerd.js';
+import { principalAt } from './linkerd-fixtures.js';
+
+describe('linkerd identity names', () => {
+  it('follow Linkerd: <sa>.<ns>.serviceaccount.identity.<cp>.<td> and spiffe://<td>/ns/<ns>/sa/<sa>', () => {
+    assert.deepEqual(linkerdIdentity({ serviceAccount: 'deploy', namespace: 'ci', controlPlaneNamespace: 'linkerd', trustDomain: 'cluster.local' }), {
+      dnsName: 'deploy.ci.serviceaccount.identity.linkerd.cluster.local',
+      spiffeId: 'spiffe://cluster.local/ns/ci/sa/deploy',
+    });
+  });
+
+  const bad = [
+    { name: 'an upper-case service account', parts: { serviceAccount: 'Deploy', namespace: 'ci' } },
+    { name: 'a namespace with a dot', parts: { serviceAccount: 'deploy', namespace: 'ci.evil' } },
+    { name: 'a service account over 63 characters', parts: { serviceAccount: 'a'.repeat(64), namespace: 'ci' } },
+    { name: 'a trust domain with an empty label', parts: { serviceAccount: 'deploy', namespace: 'ci', trustDomain: 'cluster..local' } },
+  ];
+  for (const { name, parts } of bad) {
+    it(`are a TypeError (our own bug, caught at policy load) for ${name}`, () => {
+      assert.throws(() => linkerdIdentity({ controlPlaneNamespace: 'linkerd', trustDomain: 'cluster.local', ...parts }), TypeError);
+    });
+  }
+});
+
+describe('certificate validity', () => {
+  const now = new Date('2025-06-01T12:00:00.750Z');
+  const at = (iso: string) => new Date(iso);
+  const issuer = { issuerNotBefore: at('2025-01-01T00:00:00Z'), issuerNotAfter: at('2026-01-01T00:00:00Z') };
+  const cases = [
+    { name: 'keeps a requested end inside every cap', requested: '2025-06-01T12:10:00Z', expected: ['2025-06-01T11:59:40Z', '2025-06-01T12:10:00Z'] },
+    { name: 'caps at 24 h', requested: '2025-06-05T00:00:00Z', expected: ['2025-06-01T11:59:40Z', '2025-06-02T12:00:00Z'] },
+    { name: 'ends with an issuer that expires first', requested: '2025-06-01T18:00:00Z', issuerNotAfter: '2025-06-01T13:00:00Z', expected: ['2025-06-01T11:59:40Z', '2025-06-01T13:00:00Z'] },
+    { name: 'never starts before a young issuer', requested: '2025-06-01T12:10:00Z', issuerNotBefore: '2025-06-01T11:59:55Z', expected: ['2025-06-01T11:59:55Z', '2025-06-01T12:10:00Z'] },
+  ];
+  for (const { name, requested, expected, ...override } of cases) {
+    it(name, () => {
+      const validity = certificateValidity({
+        now, requestedNotAfter: at(requested), ...issuer,
+        ...(override.issuerNotAfter ? { issuerNotAfter: at(override.issuerNotAfter) } : {}),
+        ...(override.issuerNotBefore ? { issuerNotBefore: at(override.issuerNotBefore) } : {}),
+      });
+      assert.deepEqual([validity?.notBefore.toISOString(), validity?.notAfter.toISOString()], expected.map((iso) => at(iso).toISOString()));
+    });
+  }
+  it('is undefined when the requested end is not after now', () => {
+    assert.equal(certificateValidity({ now, requestedNotAfter: now, ...issuer }), undefined);
+  });
+});
+
+describe('provenance extensions', () => {
+  it('use distinct OIDs, Fulcio numbers for Fulcio meanings and our UUID arc for the rest', () => {
+    const oids = PROVENANCE_FIELDS.map((field) => field.oid);
+    assert.equal(new Set(oids).size, oids.length);
+    const fulcio = Object.fromEntries(PROVENANCE_FIELDS.filter((field) => field.oid.startsWith('1.3.6.1.4.1.57264.1.')).map((field) => [field.name, field.oid.split('.').pop()]));
+    assert.deepEqual(fulcio, {
+      'Issuer (V2)': '8', 'Runner Environment': '11', 'Source Repository URI': '12', 'Source Repository Digest': '13',
+      'Source Repository Ref': '14', 'Source Repository Identifier': '15', 'Build Config URI': '18', 'Build Config Digest': '19',
+      'Build Trigger': '20', 'Run Invocation URI': '21', 'Deployment Environment': '23',
+    });
+    for (const field of PROVENANCE_FIELDS) assert.ok(field.oid.startsWith('1.3.6.1.4.1.57264.1.') || field.oid.startsWith(`${BROKER_OID_ARC}.`));
+  });
+
+  it('carry the pipeline, and leave out claims the token does not have', () => {
+    const values = new Map(provenanceOf({ principal: principalAt(new Date(), { environment: undefined, ci_config_ref_uri: undefined }), rule: 'r', requestId: 'q' }).map((entry) => [entry.oid, entry.value]));
+    assert.equal(values.get('1.3.6.1.4.1.57264.1.12'), 'https://gitlab.example.com/payments/api');
+    assert.equal(values.get('1.3.6.1.4.1.57264.1.21'), 'https://gitlab.example.com/payments/api/-/jobs/302');
+    assert.equal(values.get(`${BROKER_OID_ARC}.1`), '574');
+    assert.equal(values.has('1.3.6.1.4.1.57264.1.23'), false);
+    assert.equal(values.has('1.3.6.1.4.1.57264.1.18'), false);
+  });
+});

@@ -1,0 +1,119 @@
+/**
+ * `oidc-broker exchange` and `gate` against a stand-in broker on loopback that issues real certificates: files and
+ * modes, the key never sent, denial tables, and exit codes.
+ */
+import assert from 'node:assert/strict';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Command } from 'commander';
+import { createEphemeralCa, type EphemeralCa } from '../src/adapters/ca/ephemeral.js';
+import { registerExchangeCommand, registerGateCommand } from '../src/cli/commands/exchange.js';
+import { IDENTITY, NAMING, contextAt, minutesAfter, planFor, scratchDir } from './linkerd-fixtures.js';
+
+type Scenario = 'allow' | 'deny' | 'unavailable';
+
+const DENIAL = {
+  type: 'about:blank', title: 'Required approvals are missing', status: 403, code: 'approval_required', detail: 'an approval requirement is not met',
+  requestId: 'r1', reasons: [{ rule: 'payments-migrate-production', name: 'deploymentApprovals', detail: '0 of 1 approvals from payments/release' }],
+};
+const EXPLANATION = {
+  allowed: false, rule: null,
+  evaluations: [{ rule: 'payments-migrate-production', applies: false, conditions: [{ name: 'ref_path', expected: 'refs/heads/main', actual: 'refs/heads/feature', ok: false }], requirements: [], grants: [] }],
+};
+
+describe('exchange and gate commands', () => {
+  let mesh: EphemeralCa;
+  let server: Server;
+  let broker: string;
+  let scenario: Scenario = 'allow';
+  const bodies: string[] = [];
+
+  before(async () => {
+    mesh = await createEphemeralCa(NAMING);
+    server = createServer(async (request, response) => {
+      let body = '';
+      for await (const chunk of request) body += String(chunk);
+      bodies.push(body);
+      const reply = async (): Promise<[number, unknown]> => {
+        if (request.headers.authorization !== 'Bearer test.id.token') return [401, { code: 'invalid_token' }];
+        if (scenario === 'unavailable') return [503, { code: 'upstream_unavailable', detail: 'GitLab API timed out' }];
+        if (request.url === '/v1/explain') return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', evaluations: [] } : EXPLANATION];
+        if (scenario === 'deny') return [403, DENIAL];
+        const grants = (JSON.parse(body) as { grants: { linkerd: { csr: string } } }).grants;
+        const now = new Date();
+        const linkerd = await mesh.ca.issue(planFor(grants.linkerd.csr, minutesAfter(now, 10)), contextAt(now));
+        return [200, { requestId: 'r2', rule: 'payments-smoke', grants: { linkerd, google: { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] } } }];
+      };
+      const [status, payload] = await reply();
+      response.writeHead(status, { 'content-type': status === 200 ? 'application/json' : 'application/problem+json' });
+      response.end(JSON.stringify(payload));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    broker = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  /** Runs the CLI in-process; returns the exit code and what it wrote to stderr. */
+  async function cli(args: string[], token: string | undefined = 'test.id.token'): Promise<{ code: number; stderr: string }> {
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
+      typeof chunk === 'string' ? written.push(chunk) > 0 : write(chunk, ...rest)) as typeof process.stderr.write;
+    const saved = process.env.BROKER_ID_TOKEN;
+    if (token === undefined) delete process.env.BROKER_ID_TOKEN;
+    else process.env.BROKER_ID_TOKEN = token;
+    try {
+      const program = new Command().exitOverride();
+      registerExchangeCommand(program);
+      registerGateCommand(program);
+      await program.parseAsync(args, { from: 'user' });
+      return { code: Number(process.exitCode ?? 0), stderr: written.join('') };
+    } finally {
+      process.stderr.write = write;
+      process.exitCode = undefined;
+      if (saved === undefined) delete process.env.BROKER_ID_TOKEN;
+      else process.env.BROKER_ID_TOKEN = saved;
+    }
+  }
+
+  it('writes the certificate, a 0600 key that matches it, the anchors and a dotenv, and never sends the key', async () => {
+    scenario = 'allow';
+    const out = scratchDir();
+    const dotenv = join(out, 'broker.env');
+    const { code, stderr } = await cli(['exchange', '--broker', broker, '--grant', 'linkerd', '--grant', 'google', '--out', out, '--dotenv', dotenv]);
+    assert.equal(code, 0, stderr);
+    const certificate = new X509Certificate(readFileSync(join(out, 'linkerd/tls.crt')));
+    assert.ok(certificate.checkPrivateKey(createPrivateKey(readFileSync(join(out, 'linkerd/tls.key')))));
+    assert.equal(statSync(join(out, 'linkerd/tls.key')).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(out, 'linkerd/ca.crt'), 'utf8'), mesh.trustAnchorsPem.trim() + '\n');
+    assert.equal(readFileSync(join(out, 'google-access-token'), 'utf8'), 'ya29.test');
+    const env = readFileSync(dotenv, 'utf8');
+    assert.match(env, new RegExp(`^LINKERD_IDENTITY=${IDENTITY}$`, 'm'));
+    assert.match(env, new RegExp(`^CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=${join(out, 'google-access-token')}$`, 'm'));
+    assert.ok(!bodies.some((body) => body.includes('PRIVATE KEY')), 'the private key left the job');
+  });
+
+  const failures: Array<{ name: string; scenario: Scenario; args: () => string[]; token?: string; code: number; stderr: RegExp }> = [
+    { name: 'a denial exits 1 with the reasons and the condition table', scenario: 'deny', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd', '--out', scratchDir()], code: 1, stderr: /approval_required[\s\S]*deploymentApprovals[\s\S]*RULE\s+CONDITION\s+EXPECTED\s+PIPELINE HAD[\s\S]*refs\/heads\/main\s+refs\/heads\/feature/ },
+    { name: 'an unavailable broker exits 3', scenario: 'unavailable', args: () => ['exchange', '--broker', broker, '--grant', 'token', '--out', scratchDir()], code: 3, stderr: /upstream_unavailable/ },
+    { name: 'a missing ID token is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd'], token: '', code: 2, stderr: /BROKER_ID_TOKEN/ },
+    { name: 'an unknown grant is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'aws'], code: 2, stderr: /unknown grant/ },
+    { name: 'a plain-http broker off loopback is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', 'http://broker.example.com', '--grant', 'token'], code: 2, stderr: /https/ },
+    { name: 'gate exits 1 with the table when not allowed', scenario: 'deny', args: () => ['gate', '--broker', broker, '--grant', 'google'], code: 1, stderr: /ref_path/ },
+    { name: 'gate exits 0 when allowed', scenario: 'allow', args: () => ['gate', '--broker', broker, '--grant', 'linkerd'], code: 0, stderr: /^$/ },
+  ];
+  for (const failure of failures) {
+    it(failure.name, async () => {
+      scenario = failure.scenario;
+      const { code, stderr } = await cli(failure.args(), failure.token);
+      assert.equal(code, failure.code, stderr);
+      assert.match(stderr, failure.stderr);
+    });
+  }
+});

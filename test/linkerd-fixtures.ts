@@ -1,0 +1,82 @@
+/** Shared by the linkerd-* tests: a principal, a mint plan and context, files on disk, and openssl helpers. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parsePrincipal, subjectOf, type GitLabPrincipal } from '../src/core/claims.js';
+import type { LinkerdMint } from '../src/core/grants.js';
+import { TAG, bitString, contextTag, objectIdentifier, sequence, tlv, toPem } from '../src/adapters/ca/der.js';
+import type { MintContext } from '../src/ports.js';
+
+export const NAMING = { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd' } as const;
+export const IDENTITY = 'deploy-payments.ci.serviceaccount.identity.linkerd.cluster.local';
+export const SPIFFE_ID = 'spiffe://cluster.local/ns/ci/sa/deploy-payments';
+
+export function principalAt(now: Date, overrides: Record<string, unknown> = {}): GitLabPrincipal {
+  const iat = Math.floor(now.getTime() / 1000);
+  return parsePrincipal({
+    iss: 'https://gitlab.example.com', sub: 'project_path:payments/api:ref_type:branch:ref:main', jti: 'b0f7c2a4-0000-4000-8000-000000000001',
+    aud: 'https://broker.example.com', iat, nbf: iat - 5, exp: iat + 3600,
+    namespace_id: '7', namespace_path: 'payments', project_id: '20', project_path: 'payments/api', user_id: '3',
+    user_login: 'alice', pipeline_id: '574', pipeline_source: 'push', job_id: '302', ref: 'main', ref_type: 'branch',
+    ref_path: 'refs/heads/main', ref_protected: 'true', sha: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817', environment: 'production',
+    ci_config_ref_uri: 'gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main',
+    ci_config_sha: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817', runner_environment: 'self-hosted',
+    ...overrides,
+  }, 'https://broker.example.com');
+}
+
+export function contextAt(now: Date, overrides: Record<string, unknown> = {}): MintContext {
+  const principal = principalAt(now, overrides);
+  return { requestId: 'req-0001', rule: 'payments-migrate-production', subject: subjectOf(principal), principal, now };
+}
+
+export function planFor(csr: string, notAfter: Date, serviceAccount = 'deploy-payments', namespace = 'ci'): LinkerdMint {
+  return { kind: 'linkerd', serviceAccount, namespace, csr, notAfter };
+}
+
+export const minutesAfter = (date: Date, minutes: number): Date => new Date(date.getTime() + minutes * 60_000);
+
+/** A directory that the test run leaves behind in the OS temp dir (small PEM files only). */
+export function scratchDir(): string {
+  return mkdtempSync(join(tmpdir(), 'linkerd-test-'));
+}
+
+export function writeFiles(dir: string, files: Record<string, string>): Record<string, string> {
+  const paths: Record<string, string> = {};
+  for (const [name, content] of Object.entries(files)) {
+    paths[name] = join(dir, name);
+    writeFileSync(paths[name], content);
+  }
+  return paths;
+}
+
+/** `openssl verify -CAfile anchors -untrusted chain leaf` → { ok, output }. */
+export function opensslVerify(dir: string, anchors: string, chain: string, leaf: string): { ok: boolean; output: string } {
+  const paths = writeFiles(dir, { 'anchors.pem': anchors, 'chain.pem': chain, 'leaf.pem': leaf });
+  const result = spawnSync('openssl', ['verify', '-CAfile', paths['anchors.pem'] as string, '-untrusted', paths['chain.pem'] as string, paths['leaf.pem'] as string], { encoding: 'utf8' });
+  return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
+}
+
+export function opensslText(dir: string, certificatePem: string): string {
+  const paths = writeFiles(dir, { 'show.pem': certificatePem });
+  return execFileSync('openssl', ['x509', '-noout', '-text', '-in', paths['show.pem'] as string], { encoding: 'utf8' });
+}
+
+/** A CSR made by openssl itself, for interop and for key types our own builder never makes. */
+export function opensslCsr(dir: string, keyArgs: readonly string[], extraArgs: readonly string[] = []): string {
+  const key = join(dir, `key-${Math.random().toString(36).slice(2)}.pem`);
+  execFileSync('openssl', ['genpkey', ...keyArgs, '-out', key], { stdio: 'ignore' });
+  return execFileSync('openssl', ['req', '-new', '-key', key, '-subj', '/CN=attacker.example', ...extraArgs], { encoding: 'utf8' });
+}
+
+/** A CSR carrying one key but signed by another: proof of possession must fail. */
+export function csrSignedByAnotherKey(): string {
+  const carried = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const signer: KeyObject = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const spki = carried.publicKey.export({ format: 'der', type: 'spki' });
+  const info = sequence(tlv(TAG.integer, Buffer.from([0])), sequence(), spki, tlv(contextTag(0, true)));
+  const signature = sign('sha256', info, signer);
+  return toPem(sequence(info, sequence(objectIdentifier('1.2.840.10045.4.3.2')), bitString(signature)), 'CERTIFICATE REQUEST');
+}
