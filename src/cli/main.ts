@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerExchangeCommand, registerGateCommand } from './commands/exchange.js';
 import { registerLinkerdCommands } from './commands/linkerd.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommands } from './serve.js';
 import { EXIT } from './output.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerExchangeCommand(program);
   registerGateCommand(program);
   registerLinkerdCommands(program);
+  registerDoctorCommand(program);
   return program;
 }
 

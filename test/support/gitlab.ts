@@ -113,6 +113,9 @@ export async function startGitLab(options: { extraRoutes?: (router: Router) => v
       web_url: `${issuer}/payments/api/-/jobs/${req.params.jobId}`,
     });
   });
+  api.get('/personal_access_tokens/self', (_req, res) => {
+    res.json({ id: 42, name: 'oidc-broker', revoked: false, created_at: '2026-01-01T00:00:00.000Z', scopes: ['read_api'], user_id: 99, active: true, expires_at: '2027-01-01' });
+  });
   options.extraRoutes?.(api);
   app.use('/api/v4', api);
 
