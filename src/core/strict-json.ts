@@ -16,21 +16,30 @@ export function findJsonKeyProblem(text: string, maxDepth = 32): StrictJsonProbl
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
       const start = i + 1;
+      let plain = true; // no escapes and no control characters: the key is its own text
       i++;
       while (i < n) {
         const c = text.charCodeAt(i);
-        if (c === 0x5c /* \ */) i += 2;
-        else if (c === 0x22) break;
-        else i++;
+        if (c === 0x5c /* \ */) {
+          plain = false;
+          i += 2;
+        } else if (c === 0x22) break;
+        else {
+          if (c < 0x20) plain = false;
+          i++;
+        }
       }
       if (i >= n) return { kind: 'syntax' };
       const top = stack[stack.length - 1];
       if (expectKey && top) {
         let key: string;
-        try {
-          key = JSON.parse(text.slice(start - 1, i + 1)) as string;
-        } catch {
-          return { kind: 'syntax' };
+        if (plain) key = text.slice(start, i);
+        else {
+          try {
+            key = JSON.parse(text.slice(start - 1, i + 1)) as string;
+          } catch {
+            return { kind: 'syntax' };
+          }
         }
         if (FORBIDDEN_KEYS.has(key)) return { kind: 'forbidden', key };
         if (top.has(key)) return { kind: 'duplicate', key };

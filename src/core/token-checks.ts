@@ -15,6 +15,8 @@ export interface UnverifiedToken {
   readonly kid: string;
   readonly iss: string;
   readonly payloadJson: string;
+  /** The payload, parsed once here (duplicate and prototype keys already refused); trust it only after the signature. */
+  readonly payload: Readonly<Record<string, unknown>>;
 }
 
 function decodeSegment(segment: string, what: string, decode: (segment: string) => string): { text: string; value: Record<string, unknown> } {
@@ -56,7 +58,7 @@ export function inspectUnverified(token: string, decode: (segment: string) => st
   if (header.typ !== undefined && header.typ !== 'JWT') throw new BrokerError('invalid_token', 'typ must be JWT');
   const { text: payloadJson, value: payload } = decodeSegment(payloadSegment, 'payload', decode);
   if (typeof payload.iss !== 'string') throw new BrokerError('invalid_token', 'missing claim iss');
-  return { kid: header.kid, iss: payload.iss, payloadJson };
+  return { kid: header.kid, iss: payload.iss, payloadJson, payload };
 }
 
 /** aud must be exactly the configured audience: a string, or an array holding only it. */

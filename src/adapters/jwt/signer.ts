@@ -2,16 +2,19 @@
  * The broker as an OIDC issuer: ES256 JWTs signed with the first key of a private JWKS. Keys are imported once.
  * Rotation: when the key set is replaced, keys that left it stay published until every token they signed has expired.
  */
-import { randomUUID } from 'node:crypto';
+import { Buffer } from 'node:buffer';
+import { createPrivateKey, createPublicKey, randomUUID, sign as signDigest, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { HARD_CAP_SECONDS } from '../../core/grants.js';
 import type { TokenMint } from '../../core/grants.js';
 import type { JwtSigner, MintContext, MintedToken } from '../../ports.js';
 
 interface LoadedKey {
   readonly kid: string;
-  readonly privateKey: CryptoKey;
+  readonly privateKey: KeyObject;
+  /** base64url of the protected header {alg, kid, typ}: the same for every token this key signs. */
+  readonly headerSegment: string;
   readonly publicJwk: Record<string, unknown>;
 }
 
@@ -27,10 +30,30 @@ async function loadKey(jwk: JWK): Promise<LoadedKey> {
     throw new TypeError('signing keys must be EC P-256 private JWKs with a kid');
   }
   if (jwk.alg !== undefined && jwk.alg !== 'ES256') throw new TypeError(`signing key ${jwk.kid}: alg must be ES256`);
-  const privateKey = (await importJWK(jwk, 'ES256')) as CryptoKey;
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: { kty: 'EC', crv: 'P-256', d: jwk.d, x: jwk.x ?? '', y: jwk.y ?? '' }, format: 'jwk' });
+  } catch (err) {
+    throw new TypeError(`signing key ${jwk.kid}: not a valid P-256 private key`, { cause: err });
+  }
+  // The published public key must be the one that signs: derive it from d and compare.
+  const derived = createPublicKey(privateKey).export({ format: 'jwk' });
+  if (derived.x !== jwk.x || derived.y !== jwk.y) throw new TypeError(`signing key ${jwk.kid}: x/y do not match d`);
   const publicJwk: Record<string, unknown> = { use: 'sig', alg: 'ES256' };
   for (const member of PUBLIC_MEMBERS) publicJwk[member] = jwk[member];
-  return { kid: jwk.kid, privateKey, publicJwk };
+  const headerSegment = Buffer.from(JSON.stringify({ alg: 'ES256', kid: jwk.kid, typ: 'JWT' })).toString('base64url');
+  return { kid: jwk.kid, privateKey, headerSegment, publicJwk };
+}
+
+/**
+ * An ES256 compact JWS (RFC 7515 §7.1, RFC 7518 §3.4): the signature is R‖S, 64 bytes (`ieee-p1363`), not DER.
+ * Node's one-shot synchronous sign on a KeyObject imported once: no WebCrypto promise and thread-pool round trip, and
+ * none of SignJWT's builder objects, on the exchange hot path.
+ */
+function signCompact(key: LoadedKey, payload: Record<string, unknown>): string {
+  const signingInput = `${key.headerSegment}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  const signature = signDigest('sha256', Buffer.from(signingInput, 'latin1'), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${signingInput}.${signature.toString('base64url')}`;
 }
 
 export async function readSigningJwks(path: string): Promise<JWK[]> {
@@ -74,17 +97,17 @@ export async function createJwtSigner(issuer: string, keys: readonly JWK[]): Pro
       };
       if (subject.environment !== undefined) claims.environment = subject.environment;
       const issuedAt = Math.floor(context.now.getTime() / 1000);
-      const token = await new SignJWT(claims)
-        .setProtectedHeader({ alg: 'ES256', kid: signingKey.kid, typ: 'JWT' })
-        .setIssuer(issuer)
+      const token = signCompact(signingKey, {
+        ...claims,
+        iss: issuer,
         // Short and stable for Workload Identity Federation (google.subject ≤ 127 bytes).
-        .setSubject(`project:${subject.project_id}:rule:${context.rule}`)
-        .setAudience(plan.audience)
-        .setIssuedAt(issuedAt)
-        .setNotBefore(issuedAt - 5)
-        .setExpirationTime(Math.floor(plan.expiresAt.getTime() / 1000))
-        .setJti(randomUUID())
-        .sign(signingKey.privateKey);
+        sub: `project:${subject.project_id}:rule:${context.rule}`,
+        aud: plan.audience,
+        iat: issuedAt,
+        nbf: issuedAt - 5,
+        exp: Math.floor(plan.expiresAt.getTime() / 1000),
+        jti: randomUUID(),
+      });
       return { token, expiresAt: plan.expiresAt };
     },
     publicJwks(now: Date) {

@@ -113,7 +113,7 @@ export type MergeRequestApprovalsSpec = z.output<typeof mergeRequestApprovalsSch
 /** The JSON Schema published at schemas/policy.schema.json (checked for drift by a test). */
 export function policyJsonSchema(): unknown {
   return {
-    ...(z.toJSONSchema(policyFileSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>),
+    ...(z.toJSONSchema(policyFileSchema, { io: 'input', unrepresentable: 'any', reused: 'ref' }) as Record<string, unknown>),
     $id: 'https://gitlab-oidc-broker.dev/schemas/policy.schema.json',
     title: 'gitlab-oidc-broker policy',
   };
