@@ -99,15 +99,18 @@ export interface ReplayStore {
 export type AuditPhase = 'intent' | 'result' | 'denied' | 'explain';
 
 export interface AuditRecord {
-  readonly event: 'exchange' | 'explain' | 'refresh';
-  readonly phase: AuditPhase;
-  readonly requestId: string;
-  readonly outcome: 'allowed' | 'denied' | 'error' | 'pending';
-  readonly code?: string;
+  event: 'exchange' | 'explain' | 'refresh';
+  phase: AuditPhase;
+  requestId: string;
+  outcome: 'allowed' | 'denied' | 'error' | 'pending';
+  code?: string;
   readonly [field: string]: unknown;
 }
 
-/** Writes audit records durably enough that a resolved promise means the record is written. */
+/**
+ * Writes audit records durably enough that a resolved promise means the record is written. The record is serialised
+ * before `write` returns, so a caller may reuse the object for its next record.
+ */
 export interface AuditSink {
   write(record: AuditRecord): Promise<void>;
   ready(): Promise<boolean>;

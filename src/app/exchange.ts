@@ -7,7 +7,7 @@ import type { PipelineSubject } from '../core/claims.js';
 import { assertNever, BrokerError, isBrokerError } from '../core/errors.js';
 import { planMints, type MintPlan } from '../core/grants.js';
 import type { DecisionApprovals } from '../core/policy/evaluate.js';
-import type { GoogleAccessToken, IssuedCertificate, MintContext, MintedToken, VerifiedIdToken } from '../ports.js';
+import type { AuditRecord, GoogleAccessToken, IssuedCertificate, MintContext, MintedToken, VerifiedIdToken } from '../ports.js';
 import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
 
@@ -66,15 +66,15 @@ function replayKey(verified: VerifiedIdToken): string {
 
 export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<ExchangeResult> {
   const now = deps.clock.now();
-  const base = { event: 'exchange' as const, requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
-  let context: Record<string, unknown> = {};
+  // One record, filled in as the steps learn more and written at each phase (the sink serialises it synchronously),
+  // instead of a fresh spread per phase: this object was the largest allocation on the exchange path.
+  const record: AuditRecord & Record<string, unknown> = { event: 'exchange', phase: 'denied', requestId: input.requestId, outcome: 'pending', tokenSha256: sha256Hex(input.token) };
   let reservedKey: string | undefined;
-  let phase: 'denied' | 'result' = 'denied';
   try {
     const request = parseGrantRequest(input.bodyText);
-    context = { grantsRequested: Object.keys(request) };
+    record.grantsRequested = Object.keys(request);
     const verified = await deps.verifier.verify(input.token, now);
-    context = { ...context, ...auditSubject(verified.issuer, verified.principal) };
+    Object.assign(record, auditSubject(verified.issuer, verified.principal));
     const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
     if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its exchange rate limit', { retryAfter: budget.retryAfterSeconds });
     const key = replayKey(verified);
@@ -86,13 +86,19 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
     const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
-    context = { ...context, rule: decision.rule.name, approvals: decision.approvals };
+    record.rule = decision.rule.name;
+    record.approvals = decision.approvals;
 
-    await deps.audit.write({ ...base, ...context, phase: 'intent', outcome: 'pending', plans: plans.map((plan) => plan.kind) });
-    phase = 'result';
+    record.phase = 'intent';
+    record.plans = plans.map((plan) => plan.kind);
+    await deps.audit.write(record);
+    record.phase = 'result';
+    record.plans = undefined;
     const mintContext: MintContext = { requestId: input.requestId, rule: decision.rule.name, subject: authorization.subject, principal: verified.principal, now };
     const minted = await Promise.all(plans.map((plan) => mintOne(deps, plan, mintContext)));
-    await deps.audit.write({ ...base, ...context, phase: 'result', outcome: 'allowed', minted: minted.map(mintedSummary) });
+    record.outcome = 'allowed';
+    record.minted = minted.map(mintedSummary);
+    await deps.audit.write(record);
     reservedKey = undefined; // returned: the jti stays spent
 
     const grants: ExchangeResult['grants'] = {};
@@ -107,8 +113,14 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     if (!isBrokerError(err)) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
     if (failure.code !== 'audit_unavailable') {
+      record.outcome = 'denied';
+      record.code = failure.code;
+      record.detail = failure.detail;
+      record.reasons = failure.reasons;
+      record.cause = causeText(failure);
+      record.minted = undefined;
       try {
-        await deps.audit.write({ ...base, ...context, phase, outcome: 'denied', code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure) });
+        await deps.audit.write(record);
       } catch (auditErr) {
         throw isBrokerError(auditErr) ? auditErr : new BrokerError('audit_unavailable', 'the audit record could not be written', { cause: auditErr });
       }

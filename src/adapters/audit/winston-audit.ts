@@ -15,6 +15,14 @@ import type { AuditRecord, AuditSink } from '../../ports.js';
 
 const MESSAGE = Symbol.for('message');
 const ACK = Symbol('audit-ack');
+const LINE = Symbol('audit-line');
+
+/** A winston format that emits the line the sink already serialised. */
+const prebuiltLine = winston.format((info) => {
+  const carrier = info as unknown as Record<symbol, unknown>;
+  carrier[MESSAGE] = carrier[LINE];
+  return info;
+});
 
 interface Ack {
   resolve(): void;
@@ -118,12 +126,7 @@ export async function createAuditSink(file: string | undefined): Promise<FileAud
           await writeFully(handle, text);
         };
   const transport = new AcknowledgingTransport(writeLine);
-  const logger = winston.createLogger({
-    level: 'info',
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    transports: [transport],
-    exitOnError: false,
-  });
+  const logger = winston.createLogger({ level: 'info', format: prebuiltLine(), transports: [transport], exitOnError: false });
 
   return {
     write(record: AuditRecord): Promise<void> {
@@ -138,7 +141,10 @@ export async function createAuditSink(file: string | undefined): Promise<FileAud
             reject(new BrokerError('audit_unavailable', 'the audit record could not be written', { cause: err }));
           },
         };
-        logger.log({ level: 'info', message: 'audit', ...record, [ACK]: ack } as winston.LogEntry);
+        // Serialised once here with JSON.stringify: records are plain data we built (no cycles, no BigInt), and
+        // winston's json format (safe-stable-stringify, key sorting) was the largest allocator on the exchange path.
+        const line = JSON.stringify({ timestamp: new Date().toISOString(), level: 'info', message: 'audit', ...record });
+        logger.log({ level: 'info', message: 'audit', [LINE]: line, [ACK]: ack } as winston.LogEntry);
       });
     },
     async ready(): Promise<boolean> {
