@@ -10,6 +10,7 @@ import { sha256Hex } from '../app/authorize.js';
 import { exchange, type ExchangeResult } from '../app/exchange.js';
 import { explain } from '../app/explain.js';
 import type { BrokerMetrics } from './metrics.js';
+import { readTextBody } from './body.js';
 import { sendProblem, toBrokerError } from './problem.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -29,6 +30,8 @@ export interface AppOptions {
 
 interface Locals {
   requestId: string;
+  /** Set once a use case runs: from then on it writes the audit record itself. */
+  audited: boolean;
   startedAt: bigint;
   endpoint: string;
   rule: string;
@@ -51,18 +54,24 @@ function resultJson(result: ExchangeResult): string {
   return JSON.stringify(result);
 }
 
+/** What res.json sends (same bytes and Content-Type), written straight to the Node response. */
+function sendJson(res: Response, json: string): void {
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(json), 'Cache-Control': 'no-store' });
+  res.end(json);
+}
+
 const MEASURED_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/exchange', '/v1/explain']);
 
 export function createApp(deps: BrokerDeps, options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.set('query parser', 'simple');
+  app.set('query parser', false);
 
   app.use((req, res, next) => {
     const supplied = req.headers['x-request-id'];
     const requestId = typeof supplied === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(supplied) ? supplied : randomUUID();
-    Object.assign(res.locals, { requestId, startedAt: process.hrtime.bigint(), endpoint: req.path, rule: '' } satisfies Locals);
+    Object.assign(res.locals, { requestId, audited: false, startedAt: process.hrtime.bigint(), endpoint: req.path, rule: '' } satisfies Locals);
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {
       const state = locals(res);
@@ -75,23 +84,22 @@ export function createApp(deps: BrokerDeps, options: AppOptions): express.Expres
 
   if (options.extraRoutes) app.use(options.extraRoutes);
 
-  const body = express.text({ type: () => true, limit: MAX_BODY_BYTES, defaultCharset: 'utf-8' });
-
-  app.post('/v1/exchange', body, async (req, res) => {
+  app.post('/v1/exchange', async (req, res) => {
     const token = bearerToken(req);
-    const result = await exchange(deps, { requestId: locals(res).requestId, token, bodyText: typeof req.body === 'string' ? req.body : '' });
+    const bodyText = await readTextBody(req, MAX_BODY_BYTES);
+    locals(res).audited = true;
+    const result = await exchange(deps, { requestId: locals(res).requestId, token, bodyText });
     locals(res).rule = result.rule;
-    res.setHeader('Cache-Control', 'no-store');
-    // What res.json would send (same bytes, same Content-Type), without a JSON.parse/JSON.stringify round trip.
-    res.status(200).type('application/json').send(resultJson(result));
+    sendJson(res, resultJson(result));
   });
 
-  app.post('/v1/explain', body, async (req, res) => {
+  app.post('/v1/explain', async (req, res) => {
     const token = bearerToken(req);
-    const result = await explain(deps, { requestId: locals(res).requestId, token, bodyText: typeof req.body === 'string' ? req.body : '' });
+    const bodyText = await readTextBody(req, MAX_BODY_BYTES);
+    locals(res).audited = true;
+    const result = await explain(deps, { requestId: locals(res).requestId, token, bodyText });
     locals(res).rule = result.rule ?? '';
-    res.setHeader('Cache-Control', 'no-store');
-    res.status(200).json(result);
+    sendJson(res, JSON.stringify(result));
   });
 
   app.get('/.well-known/openid-configuration', (_req, res) => {
@@ -138,21 +146,25 @@ export function createApp(deps: BrokerDeps, options: AppOptions): express.Expres
   });
 
   // Express 5 routes async rejections here too.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const failure = toBrokerError(err);
-    const { requestId } = locals(res);
-    res.setHeader('X-Broker-Code', failure.code);
-    if (!(err instanceof BrokerError)) {
-      // Rejected before a use case ran (body too large, unreadable body): still audited.
+  app.use(async (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let failure = toBrokerError(err);
+    const state = locals(res);
+    if (req.method === 'POST' && MEASURED_ENDPOINTS.has(req.path) && !state.audited) {
+      // Refused before the use case ran (oversized header or body, unreadable body): audited here.
       const header = req.headers.authorization ?? '';
-      void deps.audit
-        .write({ event: 'exchange', phase: 'denied', requestId, outcome: 'denied', code: failure.code, detail: failure.detail, path: req.path, tokenSha256: header ? sha256Hex(header) : undefined })
-        .catch(() => undefined);
-    } else if (failure.code === 'payload_too_large') {
-      void deps.audit.write({ event: 'exchange', phase: 'denied', requestId, outcome: 'denied', code: failure.code, detail: failure.detail, path: req.path }).catch(() => undefined);
+      const token = header.length <= MAX_AUTHORIZATION_BYTES && header.startsWith('Bearer ') ? header.slice(7).trim() : header;
+      try {
+        await deps.audit.write({
+          event: req.path === '/v1/explain' ? 'explain' : 'exchange', phase: 'denied', requestId: state.requestId, outcome: 'denied',
+          code: failure.code, detail: failure.detail, tokenSha256: token ? sha256Hex(token) : undefined,
+        });
+      } catch (auditErr) {
+        failure = toBrokerError(auditErr);
+      }
     }
+    res.setHeader('X-Broker-Code', failure.code);
     if (res.headersSent) return;
-    sendProblem(res, failure, requestId);
+    sendProblem(res, failure, state.requestId);
   });
 
   return app;
