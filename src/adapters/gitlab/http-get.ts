@@ -39,16 +39,21 @@ function plainHeaders(response: IncomingMessage): Record<string, string> {
   return plain;
 }
 
-/** GET `url` as JSON within `signal`'s deadline. */
-export function getJson(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<JsonResponse> {
+/**
+ * GET `url` as JSON within a deadline: an AbortSignal (the request's), or a number of milliseconds for a client shared
+ * across requests, whose callers race their own deadline (withDeadline) and leave this bound to stop the socket.
+ */
+export function getJson(url: URL, headers: Record<string, string>, deadline: AbortSignal | number): Promise<JsonResponse> {
   const path = url.pathname;
   const secure = url.protocol === 'https:';
+  const signal = typeof deadline === 'number' ? undefined : deadline;
+  let timedOut = false;
   return new Promise<JsonResponse>((resolve, reject) => {
     const fail = (failure: 'unreachable' | 'timeout', error: unknown) =>
-      reject(new GitLabApiError(signal.aborted ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
+      reject(new GitLabApiError(signal?.aborted || timedOut ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
     const request = (secure ? httpsRequest : httpRequest)(
       url,
-      { method: 'GET', agent: secure ? agents.https : agents.http, headers: { accept: 'application/json', ...headers }, signal },
+      { method: 'GET', agent: secure ? agents.https : agents.http, headers: { accept: 'application/json', ...headers }, ...(signal ? { signal } : { timeout: deadline as number }) },
       (response) => {
         const status = response.statusCode ?? 0;
         if (status < 200 || status >= 300) {
@@ -86,6 +91,12 @@ export function getJson(url: URL, headers: Record<string, string>, signal: Abort
       },
     );
     request.on('error', (error) => fail('unreachable', error));
+    if (!signal) {
+      request.on('timeout', () => {
+        timedOut = true;
+        request.destroy(new Error('GitLab API deadline'));
+      });
+    }
     request.end();
   });
 }
@@ -98,7 +109,7 @@ function unsupported(): never {
  * A requester bound to one request's deadline, for resources that GET one object (no pagination, no coalescing).
  * @example new Jobs({ host, token, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(signal) })
  */
-export function createHttpGetRequester(signal: AbortSignal): GitbeakerRequesterFn {
+export function createHttpGetRequester(deadline: AbortSignal | number): GitbeakerRequesterFn {
   return (resource: ResourceOptions): Requester => {
     const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
       const url = new URL(endpoint, resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
@@ -109,7 +120,7 @@ export function createHttpGetRequester(signal: AbortSignal): GitbeakerRequesterF
       }
       const headers: Record<string, string> = { ...resource.headers };
       for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
-      return getJson(url, headers, signal);
+      return getJson(url, headers, deadline);
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };

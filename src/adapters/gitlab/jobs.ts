@@ -18,23 +18,26 @@ export interface JobStatusSource {
 }
 
 export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIssuer) => Promise<string>; timeoutMs: number }): JobStatusSource {
-  const hosts = new Map<string, string>();
-  /** A resource bound to this request's deadline (construction is cheap: no I/O, the token is read once per issuer). */
-  async function client(issuer: TrustedIssuer, signal: AbortSignal): Promise<InstanceType<typeof Jobs>> {
-    let host = hosts.get(issuer.issuer);
-    if (host === undefined) {
-      host = gitbeakerHost(issuer.apiUrl);
-      hosts.set(issuer.issuer, host);
+  // One client per issuer, built once: the per-request deadline is raced by withDeadline, and the socket itself is
+  // bounded by timeoutMs. Building a gitbeaker resource per request was a third of the job lookup's allocation.
+  const clients = new Map<string, Promise<InstanceType<typeof Jobs>>>();
+  function client(issuer: TrustedIssuer): Promise<InstanceType<typeof Jobs>> {
+    let pending = clients.get(issuer.issuer);
+    if (pending === undefined) {
+      pending = options.token(issuer).then(
+        // queryTimeout null: gitbeaker would otherwise add an AbortSignal.timeout per call.
+        (token) => new Jobs({ host: gitbeakerHost(issuer.apiUrl), token, camelize: false, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(options.timeoutMs) }),
+      );
+      pending.catch(() => clients.delete(issuer.issuer));
+      clients.set(issuer.issuer, pending);
     }
-    const token = await options.token(issuer);
-    // queryTimeout null: the deadline is `signal` (gitbeaker would otherwise add an AbortSignal.timeout per call).
-    return new Jobs({ host, token, camelize: false, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(signal) });
+    return pending;
   }
   return {
     async jobStatus(issuer, principal, signal) {
       // The job runs in job_project_id (differs from project_id only in fork pipelines).
       const project = principal.job_project_id ?? principal.project_id;
-      const job = await withDeadline('job lookup', signal, async () => (await client(issuer, signal)).show(project, Number(principal.job_id)));
+      const job = await withDeadline('job lookup', signal, async () => (await client(issuer)).show(project, Number(principal.job_id)));
       const status = (job as { status?: unknown }).status;
       if (typeof status !== 'string') throw new BrokerError('upstream_unavailable', 'GitLab job lookup returned no status');
       return status;
