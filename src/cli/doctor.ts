@@ -12,7 +12,7 @@ import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { lintPolicy } from '../core/policy/lint.js';
 import { trustedIssuers } from '../main.js';
-import { EXIT, printTable } from './output.js';
+import { configPathOrUsage, EXIT, printTable } from './output.js';
 
 type Status = 'ok' | 'warn' | 'fail' | 'unreachable';
 type Row = [status: Status, check: string, detail: string];
@@ -85,11 +85,8 @@ export function registerDoctorCommand(program: Command): void {
     .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry')
     .option('--config <file>', 'broker config (or BROKER_CONFIG)')
     .action(async (options: { config?: string }) => {
-      const path = options.config ?? process.env.BROKER_CONFIG;
-      if (!path) {
-        console.error('doctor needs --config FILE or BROKER_CONFIG');
-        return void (process.exitCode = EXIT.usage);
-      }
+      const path = configPathOrUsage('doctor', options.config);
+      if (!path) return;
       const { rows, exitCode } = await runDoctor(path);
       printTable(['status', 'check', 'detail'], rows);
       process.exitCode = exitCode;

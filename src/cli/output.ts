@@ -13,3 +13,13 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
   if (rows.length > 0) console.log(formatTable(header, rows));
 }
+
+/** The config path from --config or BROKER_CONFIG; undefined (after a usage message and exit code 2) when neither is set. */
+export function configPathOrUsage(command: string, option: string | undefined): string | undefined {
+  const path = option ?? process.env.BROKER_CONFIG;
+  if (!path) {
+    console.error(`${command} needs --config FILE or BROKER_CONFIG`);
+    process.exitCode = EXIT.usage;
+  }
+  return path;
+}

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../main.js';
-import { EXIT } from './output.js';
+import { configPathOrUsage, EXIT } from './output.js';
 
 export const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../../../examples/policy', import.meta.url));
 
@@ -80,11 +80,8 @@ export function registerServeCommands(program: Command): void {
     .description('run the broker')
     .option('--config <file>', 'broker config (or BROKER_CONFIG)')
     .action(async (options: { config?: string }) => {
-      const path = options.config ?? process.env.BROKER_CONFIG;
-      if (!path) {
-        console.error('serve needs --config FILE or BROKER_CONFIG');
-        return void (process.exitCode = EXIT.usage);
-      }
+      const path = configPathOrUsage('serve', options.config);
+      if (!path) return;
       const config = await loadConfig(path);
       const broker = await createBroker(config);
       const url = await broker.listen();
