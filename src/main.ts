@@ -97,9 +97,21 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
 
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
+  // SIGHUP: reload the policy, reopen the audit file (log rotation) and re-read the signing keys (key rotation; keys
+  // that left the file stay published until their tokens have expired). A bad key file keeps the current keys.
+  const reloadSigningKeys = async () => {
+    if (overrides.signingKeys) return;
+    try {
+      await signer.rotate(await readSigningJwks(config.signing.keysFile), clock.now());
+      log.info('signing keys reloaded', { file: config.signing.keysFile });
+    } catch (err) {
+      log.error('signing key reload failed; keeping the current keys', { error: (err as Error).message });
+    }
+  };
   const onHangup = () => {
     void policy.reload();
     void fileAudit?.reopen();
+    void reloadSigningKeys();
   };
   if (config.policy.watch) {
     try {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { generateSigningJwks } from '../src/adapters/jwt/signer.js';
 import { generateRsaSigningKey } from '../src/dev/token-factory.js';
 import { assertDenied } from './support/assertions.js';
 import { startGitLab, type StandInGitLab } from './support/gitlab.js';
@@ -163,6 +164,30 @@ describe('per-project rate limit', () => {
       assert.equal((await h.exchange(token)).status, 429, 'a limited request does not spend the jti either');
       const other = await h.exchange(await h.gitlab.token(AUDIENCE, { project_id: '77' }), { token: {} });
       assert.equal(other.status, 200, other.text);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('signing key rotation on SIGHUP', () => {
+  it('signs with the new first key and keeps publishing the retired one', async () => {
+    const h = await startHarness();
+    try {
+      const before = (await h.call('/.well-known/jwks.json')).body as { keys: Array<{ kid: string }> };
+      const next = await generateSigningJwks();
+      await writeFile(join(h.dir, 'signing.jwks.json'), JSON.stringify(next));
+      process.kill(process.pid, 'SIGHUP');
+      let kids: string[] = [];
+      for (let attempt = 0; attempt < 50; attempt++) {
+        kids = ((await h.call('/.well-known/jwks.json')).body as { keys: Array<{ kid: string }> }).keys.map((key) => key.kid);
+        if (kids[0] === next.keys[0]?.kid) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(kids, [next.keys[0]?.kid, before.keys[0]?.kid]);
+      const minted = await h.exchange(await h.gitlab.token(AUDIENCE));
+      const token = (minted.body.grants as { token: { token: string } }).token.token;
+      assert.equal(JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()).kid, next.keys[0]?.kid);
     } finally {
       await h.close();
     }
