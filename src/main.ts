@@ -4,7 +4,11 @@
  */
 import { createServer, type Server } from 'node:http';
 import { watch, type FSWatcher } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ERROR_TITLE } from './core/errors.js';
+import { PROBLEM_TYPE_BASE } from './http/problem.js';
 import type { Router } from 'express';
 import type { JWK } from 'jose';
 import { createAuditSink, createOperationalLogger } from './adapters/audit/winston-audit.js';
@@ -50,11 +54,25 @@ export interface Broker {
 
 export const CLOCK_TOLERANCE_SECONDS = 30;
 
+/** Headers past even our raised limit still get the contract's 413 in problem+json, not Node's bare 431. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const code = tooLarge ? 'payload_too_large' : 'invalid_request';
+  const status = tooLarge ? 413 : 400;
+  const body = JSON.stringify({ type: `${PROBLEM_TYPE_BASE}${code}`, title: ERROR_TITLE[code], status, code, detail: tooLarge ? 'the request headers are too large' : 'malformed HTTP request', requestId: randomUUID() });
+  socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Payload Too Large' : 'Bad Request'}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export function trustedIssuers(config: BrokerConfig): TrustedIssuer[] {
   return config.gitlab.map((entry) => ({ issuer: entry.issuer, audience: entry.audience, apiUrl: entry.apiUrl, maxTokenAgeSeconds: entry.maxTokenAge }));
 }
 
 export async function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<Broker> {
+  if (!overrides.replay && config.replay.store !== 'memory') {
+    // Silently falling back to memory would make tokens single-use per replica only.
+    throw new Error(`config: replay.store ${config.replay.store} is not available in this version; use memory (one replica)`);
+  }
   const log = overrides.log ?? createOperationalLogger();
   const clock = overrides.clock ?? { now: () => new Date() };
   const issuers = trustedIssuers(config);
@@ -94,6 +112,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   });
   // Large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's bare 431.
   const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, app);
+  server.on('clientError', answerClientError);
 
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;

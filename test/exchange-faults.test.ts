@@ -133,6 +133,17 @@ describe('the audit log', () => {
   });
 });
 
+describe('replay store configuration', () => {
+  it('refuses to start with a replay store this version does not have, instead of silently using memory', async () => {
+    const gitlab = await startGitLab();
+    try {
+      await assert.rejects(startHarness({ gitlab, configExtra: 'replay: { store: redis, url: "redis://127.0.0.1:1" }' }), /replay\.store redis is not available/);
+    } finally {
+      await gitlab.close();
+    }
+  });
+});
+
 describe('policy reloads', () => {
   it('keeps the last good policy when a reload fails, and takes a good one', async () => {
     const h = await startHarness();

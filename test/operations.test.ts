@@ -30,9 +30,22 @@ describe('operations endpoints', () => {
     assert.match(text, /oidc_broker_request_duration_seconds_bucket\{le="0.01",endpoint="\/v1\/exchange"\}/);
   });
 
-  it('echoes a well-formed X-Request-Id and replaces a hostile one', async () => {
-    assert.equal((await h.call('/healthz', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id'), 'abc-123');
-    assert.notEqual((await h.call('/healthz', { headers: { 'x-request-id': 'a b\u00e9' } })).headers.get('x-request-id'), 'a b\u00e9');
+  it('always uses its own request id, so callers cannot make audit records collide', async () => {
+    const answered = (await h.call('/healthz', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id');
+    assert.match(answered ?? '', /^[0-9a-f-]{36}$/);
+  });
+
+  it('answers headers beyond the server limit with 413 problem+json, not a bare 431', async () => {
+    const result = await h.call('/v1/exchange', { token: 'a'.repeat(70 * 1024), body: { grants: { token: {} } } });
+    assert.equal(result.status, 413);
+    assert.equal(result.body.code, 'payload_too_large');
+  });
+
+  it('has no case or trailing-slash aliases of the exchange route', async () => {
+    for (const path of ['/V1/Exchange', '/v1/exchange/']) {
+      const result = await h.call(path, { token: 'x', body: { grants: { token: {} } } });
+      assert.equal(result.status, 404, path);
+    }
   });
 });
 

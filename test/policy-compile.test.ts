@@ -101,6 +101,10 @@ describe('regex compilation', () => {
     ['refs/heads/\\S+', 'refs/heads/a/b', false, true],
     ['refs/heads/\\S+', 'refs/heads/ab', true, true],
     ['payments/[a-z]+', 'payments/api', true, true],
+    ['payments/[\\w.-]+', 'payments/my-api.v2', true, true],
+    ['payments/[\\w.-]+', 'payments/sub/api', false, true],
+    ['payments/[-a-z]+', 'payments/a-b', true, true],
+    ['payments/[\\x21-\\x7e]+', 'payments/sub/evil', true, true, true],
   ];
   for (const [regex, value, expected, pathClaim, allowSlash] of matches) {
     it(`${regex}${pathClaim ? ' on a path claim' : ''}${allowSlash ? ' with allowSlash' : ''} ${expected ? 'matches' : 'does not match'} "${value}"`, () => {
@@ -119,6 +123,15 @@ describe('regex compilation', () => {
     ['[', /invalid regex/],
     ['[\\S]+', /allowSlash/],
     ['[!-~]+', /allowSlash/],
+    // review findings: ways around the narrowing that must be refused without allowSlash
+    ['payments/[\\x21-\\x7e]+', /escaped endpoint/],
+    ['payments/[\\t-~]+', /escaped endpoint/],
+    ['payments/[\\0-z]+', /escaped endpoint/],
+    ['payments/[\\u0021-\\u007e]+', /escaped endpoint/],
+    ['payments/[\\p{P}a-z]+', /allowSlash/],
+    ['payments\\P{L}api', /allowSlash/],
+    ['refs/heads/release-[\\w.\\x2d-\\x7e]+', /escaped endpoint/],
+    ['payments/[+-/]+', /spanning/],
   ];
   for (const [regex, why] of refused) {
     it(`refuses ${regex}`, () => {

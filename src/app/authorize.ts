@@ -81,6 +81,7 @@ export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, princ
     return jobStatus === undefined ? { approvals } : { jobStatus, approvals };
   } finally {
     clearTimeout(timer);
+    deadline.abort(); // a failed lookup stops its siblings instead of letting them run to their own timeout
   }
 }
 

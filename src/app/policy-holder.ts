@@ -14,6 +14,7 @@ export interface PolicyHolder {
 export function createPolicyHolder(load: () => Promise<CompiledPolicy>, log: OperationalLog): PolicyHolder {
   let current: CompiledPolicy | undefined;
   let pending: Promise<boolean> | undefined;
+  let again: Promise<boolean> | undefined;
   async function doReload(): Promise<boolean> {
     try {
       const next = await load();
@@ -29,7 +30,15 @@ export function createPolicyHolder(load: () => Promise<CompiledPolicy>, log: Ope
   return {
     current: () => current,
     reload() {
-      pending ??= doReload().finally(() => {
+      // A change that lands while a reload runs may not have been read by it: run once more afterwards.
+      if (pending) {
+        again ??= pending.then(() => {
+          again = undefined;
+          return this.reload();
+        });
+        return again;
+      }
+      pending = doReload().finally(() => {
         pending = undefined;
       });
       return pending;

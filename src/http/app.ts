@@ -67,10 +67,12 @@ export function createApp(deps: BrokerDeps, options: AppOptions): express.Expres
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', false);
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
 
   app.use((req, res, next) => {
-    const supplied = req.headers['x-request-id'];
-    const requestId = typeof supplied === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(supplied) ? supplied : randomUUID();
+    // Always generated here: a caller-chosen id would let records in the audit log and certificates collide.
+    const requestId = randomUUID();
     Object.assign(res.locals, { requestId, audited: false, startedAt: process.hrtime.bigint(), endpoint: req.path, rule: '' } satisfies Locals);
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {

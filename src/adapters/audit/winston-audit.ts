@@ -16,6 +16,7 @@ import type { AuditRecord, AuditSink } from '../../ports.js';
 const MESSAGE = Symbol.for('message');
 const ACK = Symbol('audit-ack');
 const LINE = Symbol('audit-line');
+const AUDIT_WRITE_TIMEOUT_MS = 5000;
 
 /** A winston format that emits the line the sink already serialised. */
 const prebuiltLine = winston.format((info) => {
@@ -131,12 +132,22 @@ export async function createAuditSink(file: string | undefined): Promise<FileAud
   return {
     write(record: AuditRecord): Promise<void> {
       return new Promise<void>((resolve, reject) => {
+        let settled = false;
+        // A disk that hangs must not hang exchanges: past the deadline the record counts as not written (503).
+        const timer = setTimeout(() => ack.reject(new Error(`audit write took longer than ${AUDIT_WRITE_TIMEOUT_MS} ms`)), AUDIT_WRITE_TIMEOUT_MS);
+        timer.unref();
         const ack: Ack = {
           resolve: () => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
             healthy = true;
             resolve();
           },
           reject: (err) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
             healthy = false;
             reject(new BrokerError('audit_unavailable', 'the audit record could not be written', { cause: err }));
           },

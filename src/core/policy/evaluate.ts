@@ -78,7 +78,11 @@ export type Decision =
       readonly evaluations: readonly RuleEvaluation[];
     };
 
-const PROJECT_CLAIMS = new Set(['project_id', 'project_path', 'namespace_id', 'namespace_path']);
+/** Conditions that bind a rule to projects: a caller sees a rule's details only when all of these hold for it. */
+const PROJECT_CLAIMS = new Set([
+  'project_id', 'project_path', 'namespace_id', 'namespace_path', 'job_project_id', 'job_project_path', 'job_namespace_id',
+  'job_namespace_path', 'ci_config_ref_uri', 'sub',
+]);
 
 function evaluateConditions(rule: CompiledRule, principal: GitLabPrincipal): ConditionResult[] {
   const results: ConditionResult[] = [];

@@ -33,39 +33,48 @@ export function globToRegexSource(glob: string, allowSlash: boolean): string {
 const UNSAFE_GROUP = /\(\?(?:[=!]|<[=!])/;
 const BACKREFERENCE = /\\(?:[1-9]|k<)/;
 
-/** Rewrites a regex so it cannot match `/` except where the author wrote one. */
+/**
+ * Rewrites a regex so it cannot match `/` except where the author wrote one. Constructs whose reach we cannot bound
+ * cheaply (Unicode property escapes, a class range with an escaped endpoint) are refused rather than guessed at.
+ */
 function narrowToSegment(source: string): string {
   let out = '';
   let inClass = false;
+  let classStart = 0;
+  let lastWasEscape = false;
   for (let i = 0; i < source.length; i++) {
     const ch = source[i] as string;
     if (ch === '\\') {
       const next = source[i + 1] ?? '';
+      if (next === 'p' || next === 'P') throw new PatternError(`\\${next}{…} can match "/"; set allowSlash: true`);
       if (/[SWD]/.test(next)) {
         if (inClass) throw new PatternError(`\\${next} inside a character class can match "/"; set allowSlash: true`);
         out += `[^\\${next.toLowerCase()}/]`;
       } else out += ch + next;
       i++;
+      lastWasEscape = true;
       continue;
     }
     if (inClass) {
-      if (ch === ']') inClass = false;
-      else if (ch === '-' && out.length > 0 && source[i + 1] !== ']') {
+      if (ch === ']' && i > classStart) inClass = false;
+      else if (ch === '-' && i > classStart && source[i + 1] !== ']') {
+        if (lastWasEscape || source[i + 1] === '\\') throw new PatternError('a character range with an escaped endpoint needs allowSlash: true');
         const low = source.charCodeAt(i - 1);
         const high = source.charCodeAt(i + 1);
-        if (low < 0x2f && high > 0x2f) throw new PatternError('a character range spanning "/" needs allowSlash: true');
+        if (low <= 0x2f && high >= 0x2f) throw new PatternError('a character range spanning "/" needs allowSlash: true');
       }
       out += ch;
+      lastWasEscape = false;
       continue;
     }
+    lastWasEscape = false;
     if (ch === '[') {
       inClass = true;
       if (source[i + 1] === '^') {
         out += '[^/';
         i++;
-        continue;
-      }
-      out += ch;
+      } else out += ch;
+      classStart = i + 1;
     } else if (ch === '.') out += '[^/]';
     else out += ch;
   }

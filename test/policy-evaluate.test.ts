@@ -1,0 +1,68 @@
+/** Evaluation details: which rules a caller may see, and which code a denial gets. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { parsePrincipal } from '../src/core/claims.js';
+import { compilePolicy } from '../src/core/policy/compile.js';
+import { decide, factNeeds, preEvaluate, reasonsFor } from '../src/core/policy/evaluate.js';
+import { defaultIdTokenClaims, withOverrides } from '../src/dev/token-factory.js';
+
+const policy = compilePolicy([{ source: 'p.yaml', data: parse(`
+version: 1
+rules:
+  - name: by-job-project
+    when: { job_project_id: "20", environment: production }
+    grant: { token: { audiences: [a] } }
+  - name: by-config
+    when: { ci_config_ref_uri: gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main, environment: production }
+    grant: { token: { audiences: [a] } }
+  - name: by-sub
+    when: { sub: "project_path:payments/api:ref_type:branch:ref:main", environment: production }
+    grant: { token: { audiences: [a] } }
+  - name: any-project-staging
+    when: { environment: staging }
+    require: { jobRunning: false }
+    grant: { token: { audiences: [a] } }
+`) }]);
+
+const principal = (overrides: Record<string, unknown>) =>
+  parsePrincipal(withOverrides(defaultIdTokenClaims({ issuer: 'https://gitlab.example.com', audience: 'b' }), overrides), 'b');
+
+describe('rule visibility', () => {
+  it('hides rules bound to another project by job_project_id, ci_config_ref_uri or sub', () => {
+    const other = principal({ project_id: '99', project_path: 'mallory/x', job_project_id: '99', job_project_path: 'mallory/x', sub: 'project_path:mallory/x:ref_type:branch:ref:main', ci_config_ref_uri: 'gitlab.example.com/mallory/x//.gitlab-ci.yml@refs/heads/main' });
+    const preliminary = preEvaluate(policy, other, { token: {} });
+    assert.deepEqual([...preliminary.visible], ['any-project-staging']);
+    const decision = decide(preliminary, { approvals: {} }, new Date());
+    assert.equal(decision.allowed, false);
+    assert.ok(reasonsFor(decision.evaluations, preliminary.visible).every((reason) => reason.rule === 'any-project-staging'));
+  });
+
+  it('shows those rules to their own project', () => {
+    const own = principal({ environment: 'staging' });
+    assert.deepEqual([...preEvaluate(policy, own, { token: {} }).visible].sort(), ['any-project-staging', 'by-config', 'by-job-project', 'by-sub']);
+  });
+});
+
+describe('fact needs and denial codes', () => {
+  it('needs no facts when no rule applies, so a denied request costs no API call', () => {
+    const preliminary = preEvaluate(policy, principal({ environment: 'qa' }), { token: {} });
+    assert.deepEqual(factNeeds(preliminary), { jobStatus: false, deploymentApprovals: false, mergeRequestApprovals: false, groups: [] });
+  });
+
+  it('asks for job status only for candidates that require it', () => {
+    assert.equal(factNeeds(preEvaluate(policy, principal({ environment: 'staging' }), { token: {} })).jobStatus, false);
+    assert.equal(factNeeds(preEvaluate(policy, principal({}), { token: {} })).jobStatus, true);
+  });
+
+  it('answers job_not_running, not policy_denied, when the only failure is the job status', () => {
+    const decision = decide(preEvaluate(policy, principal({}), { token: {} }), { jobStatus: 'success', approvals: {} }, new Date());
+    assert.equal(decision.allowed, false);
+    assert.equal(decision.allowed ? '' : decision.code, 'job_not_running');
+  });
+
+  it('answers grant_not_allowed when a rule applies but does not give the audience', () => {
+    const decision = decide(preEvaluate(policy, principal({}), { token: { audience: 'zzz' } }), { jobStatus: 'running', approvals: {} }, new Date());
+    assert.equal(decision.allowed ? '' : decision.code, 'grant_not_allowed');
+  });
+});
