@@ -16,6 +16,8 @@ export interface ChildSettings {
   readonly policyPath: string;
   readonly auditFile: string;
   readonly apiTokenFile: string;
+  /** CA files for the linkerd grant (bench/linkerd-exchange.ts); without them the broker has no CA. */
+  readonly linkerd?: { readonly issuerCertFile: string; readonly issuerKeyFile: string; readonly trustAnchorsFile: string };
 }
 
 export type ChildRequest = 'cpu' | 'stop';
@@ -52,7 +54,7 @@ async function main(): Promise<void> {
     replay: { store: 'memory' },
     audit: { file: settings.auditFile },
     signing: { keysFile: '(ephemeral)' },
-    linkerd: undefined,
+    linkerd: settings.linkerd ? { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd } : undefined,
     google: undefined,
     limits: { factTimeout: 5, requestsPerMinutePerProject: 0 },
   };

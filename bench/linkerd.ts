@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,9 +20,9 @@ import { generateKeyAndRequest } from '../src/adapters/ca/request.js';
 import { parsePrincipal, subjectOf } from '../src/core/claims.js';
 import type { CertificateAuthority, MintContext } from '../src/ports.js';
 
-const NAMING = { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd' } as const;
-const IDENTITY = 'deploy.ci.serviceaccount.identity.linkerd.cluster.local';
-const SPIFFE_ID = 'spiffe://cluster.local/ns/ci/sa/deploy';
+export const NAMING = { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd' } as const;
+export const IDENTITY = 'deploy.ci.serviceaccount.identity.linkerd.cluster.local';
+export const SPIFFE_ID = 'spiffe://cluster.local/ns/ci/sa/deploy';
 const SERVER_CORE = '1';
 
 function contextAt(now: Date): MintContext {
@@ -75,8 +75,8 @@ async function load(url: string, body: string, seconds: number): Promise<HttpRes
   return { perSecond: result['2xx'] / result.duration, p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors: result.non2xx + result.errors + result.timeouts };
 }
 
-function pinned(command: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn('taskset', ['-c', SERVER_CORE, command, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function pinned(command: string, args: string[], env: NodeJS.ProcessEnv = {}, core: string = SERVER_CORE): ChildProcess {
+  return spawn('taskset', ['-c', core, command, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 async function firstLine(child: ChildProcess): Promise<string> {
@@ -102,23 +102,50 @@ async function waitUntilSigning(url: string, body: string, deadlineMs = 15_000):
   }
 }
 
-/** cfssl serve on loopback, pinned to one core, with a fresh P-256 issuer. */
-export async function benchCfssl(csr: string, seconds = 5): Promise<HttpResult> {
+export interface CfsslServer {
+  /** The sign endpoint, http://127.0.0.1:PORT/api/v1/cfssl/sign. */
+  readonly url: string;
+  /** cfssl's own pid (taskset execs it), for reading its CPU time from /proc. */
+  readonly pid: number;
+  /** The JSON body for its sign endpoint with this CSR (the DNS identity only: see below). */
+  signBody(csr: string): string;
+  stop(): void;
+}
+
+/**
+ * `cfssl serve` on loopback with a fresh P-256 issuer, pinned to `core` with GOMAXPROCS=1; resolves once it signs.
+ * Debian's cfssl 1.2.0 would put the SPIFFE URI in as a DNS name, so it gets the DNS identity only.
+ */
+export async function startCfssl(csr: string, core: string = SERVER_CORE): Promise<CfsslServer> {
   const dir = mkdtempSync(join(tmpdir(), 'cfssl-bench-'));
   const material = await generateCaMaterial({ ...NAMING });
   writeFileSync(join(dir, 'issuer.pem'), material.issuerCertPem);
   writeFileSync(join(dir, 'issuer.key'), material.issuerKeyPem);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ signing: { default: { expiry: '1h', usages: ['digital signature', 'key encipherment', 'server auth', 'client auth'] } } }));
   const port = await freePort();
-  const child = pinned('cfssl', ['serve', '-address', '127.0.0.1', '-port', String(port), '-ca', join(dir, 'issuer.pem'), '-ca-key', join(dir, 'issuer.key'), '-config', join(dir, 'config.json'), '-loglevel', '5'], { GOMAXPROCS: '1' });
-  try {
-    const url = `http://127.0.0.1:${port}/api/v1/cfssl/sign`;
-    // Debian's cfssl 1.2.0 would put the SPIFFE URI in as a DNS name, so it gets the DNS identity only.
-    const body = JSON.stringify({ certificate_request: csr, hosts: [IDENTITY] });
-    await waitUntilSigning(url, body);
-    return await load(url, body, seconds);
-  } finally {
+  const child = pinned('cfssl', ['serve', '-address', '127.0.0.1', '-port', String(port), '-ca', join(dir, 'issuer.pem'), '-ca-key', join(dir, 'issuer.key'), '-config', join(dir, 'config.json'), '-loglevel', '5'], { GOMAXPROCS: '1' }, core);
+  const stop = () => {
     child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const url = `http://127.0.0.1:${port}/api/v1/cfssl/sign`;
+  const signBody = (request: string) => JSON.stringify({ certificate_request: request, hosts: [IDENTITY] });
+  try {
+    await waitUntilSigning(url, signBody(csr));
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return { url, pid: child.pid as number, signBody, stop };
+}
+
+/** cfssl serve on loopback, pinned to one core, with a fresh P-256 issuer. */
+export async function benchCfssl(csr: string, seconds = 5): Promise<HttpResult> {
+  const cfssl = await startCfssl(csr);
+  try {
+    return await load(cfssl.url, cfssl.signBody(csr), seconds);
+  } finally {
+    cfssl.stop();
   }
 }
 

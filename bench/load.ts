@@ -27,11 +27,11 @@ export interface Outcome {
 }
 
 /** One POST /v1/exchange; resolves when the whole response has arrived. */
-export function exchangeOnce(agent: Agent, base: URL, token: string, body = EXCHANGE_BODY): Promise<Outcome> {
+export function exchangeOnce(agent: Agent, base: URL, token: string, body = EXCHANGE_BODY, path = '/v1/exchange'): Promise<Outcome> {
   return new Promise((resolve) => {
     const req = request(
       {
-        agent, host: base.hostname, port: base.port, method: 'POST', path: '/v1/exchange',
+        agent, host: base.hostname, port: base.port, method: 'POST', path,
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
@@ -50,6 +50,12 @@ export function exchangeOnce(agent: Agent, base: URL, token: string, body = EXCH
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+/** What each request sends: the exchange body and path by default (another POST endpoint, e.g. cfssl's sign, for comparisons). */
+export interface RequestShape {
+  readonly body?: string;
+  readonly path?: string;
 }
 
 export interface Window {
@@ -73,7 +79,7 @@ function tally(codes: Record<string, number>, code: string): void {
 }
 
 /** `connections` closed loops for warmupMs + measureMs; throughput counted only inside the measured window. */
-export async function closedLoop(base: URL, supply: TokenSupply, options: { connections: number; warmupMs: number; measureMs: number } & Window): Promise<PhaseResult> {
+export async function closedLoop(base: URL, supply: TokenSupply, options: { connections: number; warmupMs: number; measureMs: number } & Window & RequestShape): Promise<PhaseResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
   const codes: Record<string, number> = {};
   const latencies: number[] = [];
@@ -100,7 +106,7 @@ export async function closedLoop(base: URL, supply: TokenSupply, options: { conn
         const token = supply.take();
         if (token === undefined) break;
         sent++;
-        const outcome = await exchangeOnce(agent, base, token);
+        const outcome = await exchangeOnce(agent, base, token, options.body, options.path);
         const end = performance.now();
         if (measuring && !endMarked) {
           completed++;
@@ -127,7 +133,7 @@ export async function closedLoop(base: URL, supply: TokenSupply, options: { conn
  * Constant-rate open loop: request i is due at start + i/rate; a 1 ms ticker sends every due request (so a request
  * goes out at most ~1 ms late, and that lateness is charged to its latency). Latencies of the first warmupMs are dropped.
  */
-export async function openLoop(base: URL, supply: TokenSupply, options: { rate: number; warmupMs: number; measureMs: number; connections: number; graceMs: number } & Window): Promise<PhaseResult> {
+export async function openLoop(base: URL, supply: TokenSupply, options: { rate: number; warmupMs: number; measureMs: number; connections: number; graceMs: number } & Window & RequestShape): Promise<PhaseResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
   const total = Math.floor((options.rate * (options.warmupMs + options.measureMs)) / 1000);
   const interval = 1000 / options.rate;
@@ -144,7 +150,7 @@ export async function openLoop(base: URL, supply: TokenSupply, options: { rate: 
 
   const fire = (due: number, token: string) => {
     sent++;
-    void exchangeOnce(agent, base, token).then((outcome) => {
+    void exchangeOnce(agent, base, token, options.body, options.path).then((outcome) => {
       const latency = performance.now() - due;
       settled++;
       if (due >= windowStart) {

@@ -13,18 +13,16 @@
  * --keep (keep the temporary directory with the audit log), --no-job-check (policy without jobRunning, to isolate the
  * cost of the GitLab API call).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import type { ChildMessage, ChildRequest, ChildSettings } from './broker-child.js';
 import type { CryptoBound } from './crypto-bound.js';
-import { GcTrace, type GcTotals } from './gc.js';
-import { closedLoop, EXCHANGE_BODY, exchangeOnce, openLoop, percentile, TokenSupply, type PhaseResult } from './load.js';
+import { codesText, fmt, gcText, here, measured, pin, startBroker } from './harness.js';
+import { closedLoop, EXCHANGE_BODY, exchangeOnce, openLoop, percentile, TokenSupply } from './load.js';
 import { startStandIn } from './standin.js';
 import { mintInParallel } from './tokens.js';
 
@@ -58,102 +56,12 @@ rules:
 
 const args = new Set(process.argv.slice(2));
 const jsonOut = process.argv[process.argv.indexOf('--json') + 1];
-const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-
-function pin(core: number, pid: number = process.pid): void {
-  const result = spawnSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' });
-  if (result.status !== 0) throw new Error('taskset failed: the benchmark needs util-linux taskset and 2 cores');
-}
 
 function cryptoBound(): CryptoBound {
   const result = spawnSync('taskset', ['-c', '0', process.execPath, here('./crypto-bound.js')], { encoding: 'utf8', timeout: 30_000 });
   if (result.status !== 0) throw new Error(`crypto bound failed: ${result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as CryptoBound;
 }
-
-interface BrokerProcess {
-  readonly url: URL;
-  readonly child: ChildProcess;
-  readonly gc: GcTrace;
-  cpuSeconds(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-async function startBroker(settings: ChildSettings, profileDir: string | undefined): Promise<BrokerProcess> {
-  // BENCH_BROKER_FLAGS: extra node flags for the broker (e.g. --heap-prof), for investigations.
-  const extra = (process.env.BENCH_BROKER_FLAGS ?? '').split(' ').filter(Boolean);
-  const nodeArgs = ['--trace-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extra, here('./broker-child.js')];
-  const child = spawn('taskset', ['-c', '0', process.execPath, ...nodeArgs], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_BROKER: JSON.stringify(settings), LOG_LEVEL: 'warn' },
-  });
-  const gc = new GcTrace();
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => gc.feed(chunk));
-  const waiting: Array<(message: ChildMessage) => void> = [];
-  child.on('message', (message: ChildMessage) => waiting.shift()?.(message));
-  const next = () => new Promise<ChildMessage>((resolve) => waiting.push(resolve));
-  const first = await Promise.race([next(), new Promise<ChildMessage>((resolve) => setTimeout(() => resolve({ error: 'broker did not start in 20 s' }), 20_000))]);
-  if (!('url' in first)) {
-    child.kill();
-    throw new Error(`broker child: ${'error' in first ? first.error : 'unexpected message'}`);
-  }
-  return {
-    url: new URL(first.url),
-    child,
-    gc,
-    async cpuSeconds() {
-      const reply = next();
-      child.send('cpu' satisfies ChildRequest);
-      const message = await reply;
-      if (!('cpu' in message)) throw new Error('broker child: no cpu usage');
-      return (message.cpu.user + message.cpu.system) / 1e6;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        child.send('stop' satisfies ChildRequest);
-      }),
-  };
-}
-
-interface Measured {
-  readonly result: PhaseResult;
-  readonly serverCpuSeconds: number;
-  readonly generatorCpuSeconds: number;
-  readonly gc: GcTotals;
-}
-
-/** Wraps a phase so the broker's CPU time, this process's CPU time and the GC totals cover exactly its window. */
-async function measured(broker: BrokerProcess, run: (mark: (at: 'start' | 'end') => Promise<void>) => Promise<PhaseResult>): Promise<Measured> {
-  let cpuStart = 0;
-  let cpuEnd = 0;
-  let ownStart = process.cpuUsage();
-  let ownEnd = ownStart;
-  let gc = GcTrace.empty();
-  const result = await run(async (at) => {
-    if (at === 'start') {
-      ownStart = process.cpuUsage();
-      broker.gc.take();
-      cpuStart = await broker.cpuSeconds();
-    } else {
-      ownEnd = process.cpuUsage();
-      gc = broker.gc.take();
-      cpuEnd = await broker.cpuSeconds();
-    }
-  });
-  const own = process.cpuUsage(ownStart);
-  const ownSeconds = ownEnd === ownStart ? (own.user + own.system) / 1e6 : (ownEnd.user - ownStart.user + ownEnd.system - ownStart.system) / 1e6;
-  return { result, serverCpuSeconds: cpuEnd - cpuStart, generatorCpuSeconds: ownSeconds, gc };
-}
-
-const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
-const codesText = (codes: Record<string, number>) => Object.entries(codes).map(([code, count]) => `${code}=${count}`).join(' ');
-const gcText = (gc: GcTotals, requests: number) =>
-  `${gc.collections} GCs (${gc.full} full), pauses ${fmt(gc.pauseMs, 1)} ms total, longest ${fmt(gc.maxPauseMs, 2)} ms, ~${fmt((gc.allocatedMb * 1024) / Math.max(1, requests), 1)} KiB allocated per request`;
 
 async function main(): Promise<void> {
   const started = performance.now();

@@ -44,9 +44,12 @@ export async function mintInParallel(job: MintJob, threads: number): Promise<str
       const part: MintJob = { ...job, count, firstJobId: job.firstJobId + index * per };
       return new Promise<string[]>((resolve, reject) => {
         const worker = new Worker(new URL('./mint-worker.js', import.meta.url), { workerData: part });
-        worker.once('message', (tokens: string[]) => resolve(tokens));
+        // Resolve on exit, not on the message: the caller pins all its threads next (taskset -a), which fails if a
+        // worker thread disappears while taskset walks /proc/PID/task.
+        let minted: string[] | undefined;
+        worker.once('message', (tokens: string[]) => (minted = tokens));
         worker.once('error', reject);
-        worker.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`mint worker exited with ${code}`))));
+        worker.once('exit', (code) => (code === 0 && minted ? resolve(minted) : reject(new Error(`mint worker exited with ${code}`))));
       });
     }),
   );
