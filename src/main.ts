@@ -24,6 +24,7 @@ import { createMemoryRateLimiter } from './adapters/store/memory-rate-limit.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
 import { createPolicyHolder, type PolicyHolder } from './app/policy-holder.js';
 import type { BrokerConfig } from './config/schema.js';
+import { createApiRoutes } from './http/api-routes.js';
 import { createApp } from './http/app.js';
 import { createMetrics, type BrokerMetrics } from './http/metrics.js';
 import type { AuditSink, CertificateAuthority, Clock, FactSource, GoogleTokenMinter, ReplayStore, TrustedIssuer } from './ports.js';
@@ -111,7 +112,10 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     ],
   });
   // Large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's bare 431.
-  const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, app);
+  const apiRoutes = createApiRoutes(deps, metrics);
+  const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    if (!apiRoutes(req, res)) app(req, res);
+  });
   server.on('clientError', answerClientError);
 
   let watcher: FSWatcher | undefined;

@@ -1,10 +1,17 @@
 /** RFC 9457 problem+json responses with the broker's stable codes. */
-import type { Response } from 'express';
-import { BrokerError, ERROR_TITLE, type ErrorCode } from '../core/errors.js';
+import type { ServerResponse } from 'node:http';
+import { BrokerError, ERROR_TITLE } from '../core/errors.js';
 
 export const PROBLEM_TYPE_BASE = 'https://gitlab-oidc-broker.dev/errors/';
 
-export function sendProblem(res: Response, err: BrokerError, requestId: string): void {
+export interface ProblemResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** The problem+json response for a coded error: same shape for express routes and the raw exchange routes. */
+export function problemResponse(err: BrokerError, requestId: string): ProblemResponse {
   const body: Record<string, unknown> = {
     type: `${PROBLEM_TYPE_BASE}${err.code}`,
     title: ERROR_TITLE[err.code],
@@ -14,9 +21,16 @@ export function sendProblem(res: Response, err: BrokerError, requestId: string):
     requestId,
   };
   if (err.reasons && err.reasons.length > 0) body.reasons = err.reasons;
-  if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
-  if (err.status === 401) res.setHeader('WWW-Authenticate', `Bearer error="invalid_token", error_description="${err.code}"`);
-  res.status(err.status).type('application/problem+json').send(JSON.stringify(body));
+  const headers: Record<string, string> = { 'Content-Type': 'application/problem+json; charset=utf-8', 'X-Broker-Code': err.code };
+  if (err.retryAfter !== undefined) headers['Retry-After'] = String(err.retryAfter);
+  if (err.status === 401) headers['WWW-Authenticate'] = `Bearer error="invalid_token", error_description="${err.code}"`;
+  return { status: err.status, headers, body: JSON.stringify(body) };
+}
+
+export function sendProblem(res: ServerResponse, err: BrokerError, requestId: string): void {
+  const problem = problemResponse(err, requestId);
+  res.writeHead(problem.status, { ...problem.headers, 'Content-Length': Buffer.byteLength(problem.body) });
+  res.end(problem.body);
 }
 
 /** Body-parser and express errors → coded broker errors; a caller's mistake is never a 500. */
@@ -28,8 +42,4 @@ export function toBrokerError(err: unknown): BrokerError {
   if (type === 'entity.too.large' || status === 413) return new BrokerError('payload_too_large', 'the body is larger than 64 KiB', { cause: err });
   if (status >= 400 && status < 500) return new BrokerError('invalid_request', 'the request body could not be read', { cause: err });
   return new BrokerError('upstream_unavailable', 'the broker could not complete the request', { cause: err });
-}
-
-export function codeOf(err: BrokerError): ErrorCode {
-  return err.code;
 }
