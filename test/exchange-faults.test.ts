@@ -133,6 +133,28 @@ describe('the audit log', () => {
   });
 });
 
+describe('a grant with no minter configured', () => {
+  it('answers 503 upstream_unavailable before writing an intent record, and mints nothing', async () => {
+    const policy = `version: 1
+rules:
+  - name: payments-spanner
+    when: { project_id: "20" }
+    grant:
+      google: { serviceAccount: spanner-migrator@acme-prod.iam.gserviceaccount.com, scopes: [https://www.googleapis.com/auth/spanner.admin] }
+`;
+    const h = await startHarness({ policy });
+    try {
+      const token = await h.gitlab.token(AUDIENCE);
+      const result = await h.exchange(token, { google: {} });
+      await assertDenied(h, result, 503, 'upstream_unavailable', token);
+      const phases = (await h.auditRecords()).filter((record) => record.requestId === result.body.requestId).map((record) => record.phase);
+      assert.deepEqual(phases, ['denied']);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('replay store configuration', () => {
   it('refuses to start with a replay store this version does not have, instead of silently using memory', async () => {
     const gitlab = await startGitLab();
@@ -175,6 +197,8 @@ describe('per-project rate limit', () => {
       assert.equal((await h.exchange(token)).status, 429, 'a limited request does not spend the jti either');
       const other = await h.exchange(await h.gitlab.token(AUDIENCE, { project_id: '77' }), { token: {} });
       assert.equal(other.status, 200, other.text);
+      const explained = await h.call('/v1/explain', { token: await h.gitlab.token(AUDIENCE), body: { grants: { token: {} } } });
+      assert.equal(explained.status, 429, 'explain spends the same budget: it can make GitLab calls');
     } finally {
       await h.close();
     }

@@ -60,6 +60,14 @@ function mintedSummary(minted: Minted): Record<string, unknown> {
   }
 }
 
+/** Refuse before the intent record when a grant has no minter configured, rather than after it. */
+function assertMintersAvailable(deps: BrokerDeps, plans: readonly MintPlan[]): void {
+  for (const plan of plans) {
+    if (plan.kind === 'google' && !deps.google) throw new BrokerError('upstream_unavailable', 'Google token minting is not configured');
+    if (plan.kind === 'linkerd' && !deps.ca) throw new BrokerError('upstream_unavailable', 'the Linkerd certificate authority is not configured');
+  }
+}
+
 function replayKey(verified: VerifiedIdToken): string {
   return `${verified.issuer.issuer}\n${verified.principal.jti}`;
 }
@@ -86,6 +94,7 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
     const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
+    assertMintersAvailable(deps, plans);
     record.rule = decision.rule.name;
     record.approvals = decision.approvals;
 

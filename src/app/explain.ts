@@ -23,6 +23,9 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
     const request = parseGrantRequest(input.bodyText);
     const verified = await deps.verifier.verify(input.token, now);
     context = auditSubject(verified.issuer, verified.principal);
+    // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
+    const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
+    if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
     const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
     const result: ExplainResult = {
       allowed: decision.allowed,
