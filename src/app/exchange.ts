@@ -31,16 +31,23 @@ export interface ExchangeResult {
 
 type Minted = { kind: 'google'; value: GoogleAccessToken } | { kind: 'linkerd'; value: IssuedCertificate } | { kind: 'token'; value: MintedToken };
 
-async function mintOne(deps: BrokerDeps, plan: MintPlan, context: MintContext): Promise<Minted> {
+type Mint = (context: MintContext) => Promise<Minted>;
+
+/**
+ * The minter for one plan, resolved before the intent record so a grant with no minter configured is refused before
+ * anything is written or minted (the only place that checks it).
+ */
+function minterFor(deps: BrokerDeps, plan: MintPlan): Mint {
+  const { google, ca, signer } = deps;
   switch (plan.kind) {
     case 'google':
-      if (!deps.google) throw new BrokerError('upstream_unavailable', 'Google token minting is not configured');
-      return { kind: 'google', value: await deps.google.mint(plan, context) };
+      if (!google) throw new BrokerError('upstream_unavailable', 'Google token minting is not configured');
+      return async (context) => ({ kind: 'google', value: await google.mint(plan, context) });
     case 'linkerd':
-      if (!deps.ca) throw new BrokerError('upstream_unavailable', 'the Linkerd certificate authority is not configured');
-      return { kind: 'linkerd', value: await deps.ca.issue(plan, context) };
+      if (!ca) throw new BrokerError('upstream_unavailable', 'the Linkerd certificate authority is not configured');
+      return async (context) => ({ kind: 'linkerd', value: await ca.issue(plan, context) });
     case 'token':
-      return { kind: 'token', value: await deps.signer.sign(plan, context) };
+      return async (context) => ({ kind: 'token', value: await signer.sign(plan, context) });
     default:
       return assertNever(plan);
   }
@@ -57,14 +64,6 @@ function mintedSummary(minted: Minted): Record<string, unknown> {
       return { kind: 'token', expiresAt: minted.value.expiresAt, sha256: sha256Hex(minted.value.token) };
     default:
       return assertNever(minted);
-  }
-}
-
-/** Refuse before the intent record when a grant has no minter configured, rather than after it. */
-function assertMintersAvailable(deps: BrokerDeps, plans: readonly MintPlan[]): void {
-  for (const plan of plans) {
-    if (plan.kind === 'google' && !deps.google) throw new BrokerError('upstream_unavailable', 'Google token minting is not configured');
-    if (plan.kind === 'linkerd' && !deps.ca) throw new BrokerError('upstream_unavailable', 'the Linkerd certificate authority is not configured');
   }
 }
 
@@ -94,7 +93,7 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
     const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
-    assertMintersAvailable(deps, plans);
+    const mints = plans.map((plan) => minterFor(deps, plan));
     record.rule = decision.rule.name;
     record.approvals = decision.approvals;
 
@@ -104,7 +103,7 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     record.phase = 'result';
     record.plans = undefined;
     const mintContext: MintContext = { requestId: input.requestId, rule: decision.rule.name, subject: authorization.subject, principal: verified.principal, now };
-    const minted = await Promise.all(plans.map((plan) => mintOne(deps, plan, mintContext)));
+    const minted = await Promise.all(mints.map((mint) => mint(mintContext)));
     record.outcome = 'allowed';
     record.minted = minted.map(mintedSummary);
     await deps.audit.write(record);
