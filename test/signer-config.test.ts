@@ -66,6 +66,7 @@ describe('broker config', () => {
     { name: 'an unknown key', text: base(good, 'extra: 1\n'), message: /config: .*extra|Unrecognized/ },
     { name: 'a secret inline instead of a file', text: base('  - { issuer: https://gitlab.example.com, audience: a, apiToken: glpat-x }'), message: /apiToken|Unrecognized/ },
     { name: 'the same issuer twice', text: base(`${good}\n${good}`), message: /listed twice/ },
+    { name: 'an apiUrl that does not end in /api/v4', text: base('  - { issuer: https://gitlab.example.com, audience: a, apiUrl: https://gitlab.example.com/api }'), message: /apiUrl: must end in \/api\/v4/ },
     { name: 'a bad duration', text: base('  - { issuer: https://gitlab.example.com, audience: a, maxTokenAge: forever }'), message: /duration/ },
     { name: 'duplicate YAML keys', text: `${base(good)}policy: { path: x }\n`, message: /config: YAML/ },
   ];

@@ -26,7 +26,8 @@ export const gitlabIssuerSchema = z
   .strictObject({
     issuer: issuerUrl,
     audience: z.string().min(1),
-    apiUrl: issuerUrl.optional(),
+    // gitbeaker appends /api/v4 to a host itself, so the API base must end in it.
+    apiUrl: issuerUrl.refine((url) => /\/api\/v4\/?$/.test(url), 'must end in /api/v4').optional(),
     apiTokenFile: z.string().min(1).optional(),
     maxTokenAge: duration.default(7200),
     requestTimeout: duration.optional(),

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { TrustedIssuer } from '../../ports.js';
 
-/** gitbeaker wants the host and appends /api/v4 itself. */
+/** gitbeaker wants the host and appends /api/v4 itself (config refuses an apiUrl that does not end in it). */
 export function gitbeakerHost(apiUrl: string): string {
   const host = apiUrl.replace(/\/+$/, '').replace(/\/api\/v4$/, '');
   if (host === apiUrl.replace(/\/+$/, '')) throw new TypeError(`apiUrl must end with /api/v4: ${apiUrl}`);

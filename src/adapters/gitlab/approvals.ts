@@ -19,6 +19,7 @@ import type { GitLabPrincipal } from '../../core/claims.js';
 import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { FactNeeds } from '../../core/policy/evaluate.js';
 import type { FactSource, TrustedIssuer } from '../../ports.js';
+import { gitbeakerHost } from './api-client.js';
 import * as api from './approval-responses.js';
 import { createRequester, deadlineOf, GitLabApiError, type InFlightTable } from './gitbeaker-requester.js';
 import { TtlCache } from './ttl-cache.js';
@@ -52,13 +53,6 @@ interface Lookup {
   /** Resolve the full profiles and group memberships of these approvers, recording memberships for the facts. */
   enrich(users: readonly ApprovalUser[]): Promise<Map<string, ApprovalUser>>;
   readonly members: Map<string, Set<string>>;
-}
-
-/** gitbeaker builds `<host>/api/v4/…`, so the configured apiUrl must end in /api/v4 (the default does). */
-function hostOf(apiUrl: string): string {
-  const trimmed = apiUrl.replace(/\/+$/, '');
-  if (!trimmed.endsWith('/api/v4')) throw new BrokerError('upstream_unavailable', 'GitLab apiUrl must end in /api/v4');
-  return trimmed.slice(0, -'/api/v4'.length);
 }
 
 function isNotFound(error: unknown): boolean {
@@ -179,7 +173,7 @@ export function createGitLabApprovalSource(options: GitLabApprovalSourceOptions)
 
   function lookupFor(issuer: TrustedIssuer, token: string, groups: readonly string[], signal: AbortSignal): Lookup {
     const config: Config = {
-      host: hostOf(issuer.apiUrl),
+      host: gitbeakerHost(issuer.apiUrl),
       token,
       camelize: false,
       queryTimeout: null,

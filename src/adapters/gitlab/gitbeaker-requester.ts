@@ -183,8 +183,9 @@ export function deadlineOf(parent: AbortSignal, timeoutMs: number): { deadline: 
   };
 }
 
-function unsupported(): never {
-  throw new TypeError('the approvals requester is read-only');
+/** Our requesters only read: any other method is our own mistake. */
+export function unsupported(): never {
+  throw new TypeError('the GitLab requester is read-only');
 }
 
 /**

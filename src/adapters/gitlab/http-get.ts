@@ -8,7 +8,7 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { GitLabApiError, type GitbeakerRequesterFn } from './gitbeaker-requester.js';
+import { GitLabApiError, type GitbeakerRequesterFn, unsupported } from './gitbeaker-requester.js';
 
 type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
 type Requester = ReturnType<GitbeakerRequesterFn>;
@@ -99,10 +99,6 @@ export function getJson(url: URL, headers: Record<string, string>, deadline: Abo
     }
     request.end();
   });
-}
-
-function unsupported(): never {
-  throw new TypeError('the job lookup requester is read-only');
 }
 
 /**
