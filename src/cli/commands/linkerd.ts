@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { loadPolicy } from '../../adapters/policy/load.js';
 import { linkerdIdentity } from '../../core/linkerd.js';
 import { PolicyError, type CompiledPolicy } from '../../core/policy/compile.js';
+import { EXIT } from '../output.js';
 
 export interface RenderOptions {
   readonly trustDomain: string;
@@ -104,7 +105,7 @@ async function renderCommand(flags: RenderFlags): Promise<void> {
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     process.stderr.write(`policy ${flags.policy} is not valid:\n${err.message}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.denied;
     return;
   }
   const options: RenderOptions = {
@@ -119,7 +120,7 @@ async function renderCommand(flags: RenderFlags): Promise<void> {
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
     process.stderr.write(`${err.message}\n`);
-    process.exitCode = 2;
+    process.exitCode = EXIT.usage;
     return;
   }
   if (rendered.length === 0) {
