@@ -65,7 +65,8 @@ export function parsePrincipal(payload: unknown, audience: string): GitLabPrinci
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) invalid('payload must be an object');
   const raw = payload as Record<string, unknown>;
   const claims = new Map<string, string>();
-  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+  // A plain object is safe here: its keys come only from the two constant claim lists, never from the token.
+  const fields: Record<string, unknown> = {};
   for (const name of REQUIRED_STRING_CLAIMS) {
     const value = Object.hasOwn(raw, name) ? raw[name] : undefined;
     if (value === undefined || value === null) invalid(`missing claim ${name}`);
@@ -86,22 +87,17 @@ export function parsePrincipal(payload: unknown, audience: string): GitLabPrinci
     fields[name] = value;
   }
   for (const name of ID_CLAIMS) {
-    if (!DIGITS.test(fields[name] ?? '')) invalid(`claim ${name} must be a decimal id`);
+    if (!DIGITS.test((fields[name] as string | undefined) ?? '')) invalid(`claim ${name} must be a decimal id`);
   }
-  if (!SHA.test(fields.sha ?? '')) invalid('claim sha must be a hex commit id');
+  if (!SHA.test(fields.sha as string)) invalid('claim sha must be a hex commit id');
   if (fields.ref_type !== 'branch' && fields.ref_type !== 'tag') invalid('claim ref_type must be branch or tag');
-  if (!(fields.ref_path ?? '').startsWith('refs/')) invalid('claim ref_path must start with refs/');
-  const exp = readNumericDate(raw, 'exp', true) as number;
-  const iat = readNumericDate(raw, 'iat', true) as number;
-  const nbf = readNumericDate(raw, 'nbf', false);
-  return Object.freeze({
-    ...(fields as Record<RequiredClaim, string>),
-    aud: audience,
-    exp,
-    iat,
-    nbf,
-    claims,
-  }) as GitLabPrincipal;
+  if (!(fields.ref_path as string).startsWith('refs/')) invalid('claim ref_path must start with refs/');
+  fields.exp = readNumericDate(raw, 'exp', true);
+  fields.iat = readNumericDate(raw, 'iat', true);
+  fields.nbf = readNumericDate(raw, 'nbf', false);
+  fields.aud = audience;
+  fields.claims = claims;
+  return Object.freeze(fields) as GitLabPrincipal;
 }
 
 /** The pipeline facts that travel into audit records, responses and minted credentials. */

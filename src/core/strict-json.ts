@@ -12,22 +12,27 @@ export function findJsonKeyProblem(text: string, maxDepth = 32): StrictJsonProbl
   let i = 0;
   const n = text.length;
   let expectKey = false;
+  let nextEscape = text.indexOf('\\'); // -1 in nearly every token: then no string needs a per-character walk
   while (i < n) {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
       const start = i + 1;
-      let plain = true; // no escapes and no control characters: the key is its own text
-      i++;
-      while (i < n) {
-        const c = text.charCodeAt(i);
-        if (c === 0x5c /* \ */) {
-          plain = false;
-          i += 2;
-        } else if (c === 0x22) break;
-        else {
-          if (c < 0x20) plain = false;
-          i++;
+      let plain = true; // no escapes: the key is its own text (a raw control character fails JSON.parse later)
+      const close = text.indexOf('"', start);
+      if (close === -1) return { kind: 'syntax' };
+      if (nextEscape !== -1 && nextEscape < start) nextEscape = text.indexOf('\\', start);
+      if (nextEscape === -1 || nextEscape > close) {
+        i = close; // the common case: one native search instead of a loop per character
+      } else {
+        plain = false;
+        i = start;
+        while (i < n) {
+          const c = text.charCodeAt(i);
+          if (c === 0x5c /* \ */) i += 2;
+          else if (c === 0x22) break;
+          else i++;
         }
+        nextEscape = text.indexOf('\\', i);
       }
       if (i >= n) return { kind: 'syntax' };
       const top = stack[stack.length - 1];

@@ -22,11 +22,20 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  // Label children cached by their values: prom-client hashes a label object (sorting its keys) on every inc/observe.
+  // The sets are small (endpoints × codes × rules) and only grow with the policy's rule names.
+  const counters = new Map<string, Counter.Internal>();
+  const timers = new Map<string, Histogram.Internal<'endpoint'>>();
   return {
     registry,
     observe(endpoint, code, rule, seconds) {
-      requests.inc({ endpoint, code, rule });
-      latency.observe({ endpoint }, seconds);
+      const key = `${endpoint}\n${code}\n${rule}`;
+      let counter = counters.get(key);
+      if (counter === undefined) counters.set(key, (counter = requests.labels({ endpoint, code, rule })));
+      counter.inc();
+      let timer = timers.get(endpoint);
+      if (timer === undefined) timers.set(endpoint, (timer = latency.labels({ endpoint })));
+      timer.observe(seconds);
     },
   };
 }

@@ -28,20 +28,16 @@ export function createTokenReader(tokenFiles: ReadonlyMap<string, string | undef
   };
 }
 
-/** Runs `call` racing the caller's deadline; any failure becomes upstream_unavailable. */
-export async function withDeadline<T>(what: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+/**
+ * Runs `call` unless the deadline already passed; any failure becomes upstream_unavailable. For callers whose caller
+ * races the deadline itself (gatherFacts): no abort listener, which costs more than the call's own bookkeeping.
+ */
+export async function upstreamCall<T>(what: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
   if (signal.aborted) throw new BrokerError('upstream_unavailable', `GitLab ${what}: deadline passed`, { cause: signal.reason });
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new BrokerError('upstream_unavailable', `GitLab ${what}: deadline passed`, { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
   try {
-    return await Promise.race([call(), aborted]);
+    return await call();
   } catch (err) {
     if (isBrokerError(err)) throw err;
     throw new BrokerError('upstream_unavailable', `GitLab ${what} failed`, { cause: err });
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
 }

@@ -6,7 +6,7 @@
  * The same rules as the shared requester: GET only, the caller's deadline, no redirects (node:http never follows one;
  * a 3xx is a failed status), JSON only, a bounded body, and errors that name a path and a status and nothing else.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { GitLabApiError, type GitbeakerRequesterFn, unsupported } from './gitbeaker-requester.js';
 
@@ -31,29 +31,26 @@ function retryAfter(value: string | undefined): number | undefined {
   return Number.isFinite(seconds) && seconds > 0 ? Math.min(Math.ceil(seconds), 3600) : undefined;
 }
 
-function plainHeaders(response: IncomingMessage): Record<string, string> {
-  const plain: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) plain[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return plain;
+/** Where one GET goes: parsed once per client, not per call. */
+interface Target {
+  readonly secure: boolean;
+  readonly hostname: string;
+  readonly port: string;
+  readonly path: string;
 }
 
 /**
- * GET `url` as JSON within a deadline: an AbortSignal (the request's), or a number of milliseconds for a client shared
- * across requests, whose callers race their own deadline (withDeadline) and leave this bound to stop the socket.
+ * GET `target` as JSON. The client is shared across requests, so its callers race their own deadline (gatherFacts);
+ * `timeoutMs` is the socket's own bound, so an abandoned call still ends.
  */
-export function getJson(url: URL, headers: Record<string, string>, deadline: AbortSignal | number): Promise<JsonResponse> {
-  const path = url.pathname;
-  const secure = url.protocol === 'https:';
-  const signal = typeof deadline === 'number' ? undefined : deadline;
+export function getJson(target: Target, headers: Record<string, string>, timeoutMs: number): Promise<JsonResponse> {
+  const path = target.path.includes('?') ? target.path.slice(0, target.path.indexOf('?')) : target.path;
   let timedOut = false;
   return new Promise<JsonResponse>((resolve, reject) => {
     const fail = (failure: 'unreachable' | 'timeout', error: unknown) =>
-      reject(new GitLabApiError(signal?.aborted || timedOut ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
-    const request = (secure ? httpsRequest : httpRequest)(
-      url,
-      { method: 'GET', agent: secure ? agents.https : agents.http, headers: { accept: 'application/json', ...headers }, ...(signal ? { signal } : { timeout: deadline as number }) },
+      reject(new GitLabApiError(timedOut ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
+    const request = (target.secure ? httpsRequest : httpRequest)(
+      { method: 'GET', hostname: target.hostname, port: target.port, path: target.path, agent: target.secure ? agents.https : agents.http, headers, timeout: timeoutMs },
       (response) => {
         const status = response.statusCode ?? 0;
         if (status < 200 || status >= 300) {
@@ -86,37 +83,44 @@ export function getJson(url: URL, headers: Record<string, string>, deadline: Abo
             reject(new GitLabApiError('not_json', path, status, undefined));
             return;
           }
-          resolve({ body, headers: plainHeaders(response), status });
+          // Node's own header object: single-valued headers are strings, and gitbeaker reads only `link` of it.
+          resolve({ body, headers: response.headers as Record<string, string>, status });
         });
       },
     );
     request.on('error', (error) => fail('unreachable', error));
-    if (!signal) {
-      request.on('timeout', () => {
-        timedOut = true;
-        request.destroy(new Error('GitLab API deadline'));
-      });
-    }
+    request.on('timeout', () => {
+      timedOut = true;
+      request.destroy(new Error('GitLab API deadline'));
+    });
     request.end();
   });
 }
 
+/** Relative API paths as gitbeaker builds them (ids and names URI-encoded); nothing that could leave /api/v4/. */
+const API_ENDPOINT = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_%.~-]+(?:\/[A-Za-z0-9_%.~-]+)*$/;
+
 /**
- * A requester bound to one request's deadline, for resources that GET one object (no pagination, no coalescing).
- * @example new Jobs({ host, token, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(signal) })
+ * A requester for resources that GET one object (no pagination, no coalescing), shared by every request: the socket is
+ * bounded by `timeoutMs` and callers race their own deadline.
+ * @example new Jobs({ host, token, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(5000) })
  */
-export function createHttpGetRequester(deadline: AbortSignal | number): GitbeakerRequesterFn {
+export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn {
   return (resource: ResourceOptions): Requester => {
+    const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
+    const origin = { secure: base.protocol === 'https:', hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port };
     const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
-      const url = new URL(endpoint, resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
+      if (!API_ENDPOINT.test(endpoint)) throw new TypeError(`unexpected GitLab API endpoint ${JSON.stringify(endpoint)}`);
+      let query: URLSearchParams | undefined;
       for (const [key, value] of Object.entries(options?.searchParams ?? {})) {
         if (value === undefined || value === null) continue;
         if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
-        url.searchParams.set(key, String(value));
+        (query ??= new URLSearchParams()).set(key, String(value));
       }
-      const headers: Record<string, string> = { ...resource.headers };
+      const headers: Record<string, string> = { accept: 'application/json', ...resource.headers };
       for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
-      return getJson(url, headers, deadline);
+      const search = query ? `?${query.toString()}` : '';
+      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, headers, timeoutMs);
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };

@@ -10,7 +10,7 @@ import { Jobs } from '@gitbeaker/rest';
 import { BrokerError } from '../../core/errors.js';
 import type { GitLabPrincipal } from '../../core/claims.js';
 import type { TrustedIssuer } from '../../ports.js';
-import { gitbeakerHost, withDeadline } from './api-client.js';
+import { gitbeakerHost, upstreamCall } from './api-client.js';
 import { createHttpGetRequester } from './http-get.js';
 
 export interface JobStatusSource {
@@ -18,7 +18,7 @@ export interface JobStatusSource {
 }
 
 export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIssuer) => Promise<string>; timeoutMs: number }): JobStatusSource {
-  // One client per issuer, built once: the per-request deadline is raced by withDeadline, and the socket itself is
+  // One client per issuer, built once: the per-request deadline is raced by the caller, and the socket itself is
   // bounded by timeoutMs. Building a gitbeaker resource per request was a third of the job lookup's allocation.
   const clients = new Map<string, Promise<InstanceType<typeof Jobs>>>();
   function client(issuer: TrustedIssuer): Promise<InstanceType<typeof Jobs>> {
@@ -37,7 +37,8 @@ export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIs
     async jobStatus(issuer, principal, signal) {
       // The job runs in job_project_id (differs from project_id only in fork pipelines).
       const project = principal.job_project_id ?? principal.project_id;
-      const job = await withDeadline('job lookup', signal, async () => (await client(issuer)).show(project, Number(principal.job_id)));
+      // The caller races its deadline (gatherFacts) and the socket is bounded by timeoutMs, so no abort listener here.
+      const job = await upstreamCall('job lookup', signal, async () => (await client(issuer)).show(project, Number(principal.job_id)));
       const status = (job as { status?: unknown }).status;
       if (typeof status !== 'string') throw new BrokerError('upstream_unavailable', 'GitLab job lookup returned no status');
       return status;
