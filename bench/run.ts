@@ -7,7 +7,8 @@
  *   4. a denied request costs no GitLab API call (stand-in hit counts);
  *   5. saturation: closed loop, exchanges/s and exchanges per CPU-second of the broker process;
  *   6. latency: open loop at half the saturating rate, p50/p99 from each request's scheduled time;
- *   7. autocannon closed loop, for comparison.
+ *   7. a control: a busy-loop server with the broker's CPU per exchange, same generator and rate (the machine's own tail);
+ *   8. autocannon closed loop, for comparison.
  *
  * Options: --cpu-prof (write a V8 CPU profile of the broker to .bench-out/profiles), --json FILE (write the figures),
  * --keep (keep the temporary directory with the audit log), --no-job-check (policy without jobRunning, to isolate the
@@ -21,6 +22,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import type { CryptoBound } from './crypto-bound.js';
+import { controlLatency } from './control.js';
 import { codesText, fmt, gcText, here, measured, pin, startBroker } from './harness.js';
 import { closedLoop, EXCHANGE_BODY, exchangeOnce, openLoop, percentile, TokenSupply } from './load.js';
 import { percentileUpperBoundMs, scrapeExchangeBuckets } from './server-latency.js';
@@ -150,12 +152,26 @@ async function main(): Promise<void> {
     );
     figures.halfLoad = { rate, measureSeconds: measureMs / 1000, p50, p99, p999, max, serverP99UpperBoundMs: serverP99, codes: half.result.codes, timedOut: half.result.timedOut, gc: half.gc };
 
-    // (d) against the targets.
-    const ratio = perCpuSecond / bound.pairsPerCpuSecond;
+    // (f) the control: the same generator and rate against a server that only spends the broker's CPU per exchange.
+    const control = await controlLatency({ rate, spinMicros: 1e6 / perCpuSecond, warmupMs: 1000, measureMs });
+    console.log(
+      `(f) control at the same rate, a busy loop of ${fmt(control.spinMicros)} µs per request (the broker's CPU per exchange) on core 0:` +
+        ` p50 ${fmt(control.p50, 2)} ms, p99 ${fmt(control.p99, 2)} ms, p99.9 ${fmt(control.p999, 2)} ms, max ${fmt(control.max, 2)} ms` +
+        `\n    (the tail this machine and the generator add by themselves; the broker's p99 cannot be expected below it)`,
+    );
+    figures.control = control;
+
+    // (d) against the targets. The bound is measured again now and the higher of the two is used: on this shared VM
+    // a slow stretch during (a) would otherwise flatter the ratio.
+    const boundAfter = cryptoBound();
+    const boundUsed = Math.max(bound.pairsPerCpuSecond, boundAfter.pairsPerCpuSecond);
+    console.log(`    crypto bound again: ${fmt(boundAfter.pairsPerSecond)} verify+sign/s (before: ${fmt(bound.pairsPerSecond)}); the ratio uses the higher, ${fmt(boundUsed)}`);
+    figures.cryptoBoundAfter = boundAfter;
+    const ratio = perCpuSecond / boundUsed;
     const ratioOk = ratio >= TARGET_RATIO;
     const p99Ok = p99 <= TARGET_P99_MS;
     console.log(
-      `(d) exchanges per CPU-second ÷ crypto bound = ${fmt(perCpuSecond)} ÷ ${fmt(bound.pairsPerCpuSecond)} = ${fmt(ratio, 2)} (target ≥ ${TARGET_RATIO}) → ${ratioOk ? 'PASS' : 'FAIL'}` +
+      `(d) exchanges per CPU-second ÷ crypto bound = ${fmt(perCpuSecond)} ÷ ${fmt(boundUsed)} = ${fmt(ratio, 2)} (target ≥ ${TARGET_RATIO}) → ${ratioOk ? 'PASS' : 'FAIL'}` +
         `\n    p99 at half load ${fmt(p99, 2)} ms (target ≤ ${TARGET_P99_MS} ms) → ${p99Ok ? 'PASS' : 'FAIL'}`,
     );
     figures.targets = { ratio, ratioOk, p99Ok };
