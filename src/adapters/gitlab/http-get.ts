@@ -100,6 +100,12 @@ export function getJson(target: Target, headers: Record<string, string>, timeout
 /** Relative API paths as gitbeaker builds them (ids and names URI-encoded); nothing that could leave /api/v4/. */
 const API_ENDPOINT = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_%.~-]+(?:\/[A-Za-z0-9_%.~-]+)*$/;
 
+async function resolveHeaders(resource: ResourceOptions): Promise<Record<string, string>> {
+  const headers: Record<string, string> = { accept: 'application/json', ...resource.headers };
+  for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
+  return headers;
+}
+
 /**
  * A requester for resources that GET one object (no pagination, no coalescing), shared by every request: the socket is
  * bounded by `timeoutMs` and callers race their own deadline.
@@ -109,6 +115,8 @@ export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn 
   return (resource: ResourceOptions): Requester => {
     const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
     const origin = { secure: base.protocol === 'https:', hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port };
+    // Resolved once per client: the broker builds its clients with the fixed read_api token it read at start.
+    let headers: Promise<Record<string, string>> | undefined;
     const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
       if (!API_ENDPOINT.test(endpoint)) throw new TypeError(`unexpected GitLab API endpoint ${JSON.stringify(endpoint)}`);
       let query: URLSearchParams | undefined;
@@ -117,10 +125,12 @@ export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn 
         if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
         (query ??= new URLSearchParams()).set(key, String(value));
       }
-      const headers: Record<string, string> = { accept: 'application/json', ...resource.headers };
-      for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
+      headers ??= resolveHeaders(resource).catch((err: unknown) => {
+        headers = undefined;
+        throw err;
+      });
       const search = query ? `?${query.toString()}` : '';
-      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, headers, timeoutMs);
+      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, await headers, timeoutMs);
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };

@@ -21,12 +21,19 @@ export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIs
   // One client per issuer, built once: the per-request deadline is raced by the caller, and the socket itself is
   // bounded by timeoutMs. Building a gitbeaker resource per request was a third of the job lookup's allocation.
   const clients = new Map<string, Promise<InstanceType<typeof Jobs>>>();
-  function client(issuer: TrustedIssuer): Promise<InstanceType<typeof Jobs>> {
+  const built = new Map<string, InstanceType<typeof Jobs>>();
+  function client(issuer: TrustedIssuer): Promise<InstanceType<typeof Jobs>> | InstanceType<typeof Jobs> {
+    const ready = built.get(issuer.issuer);
+    if (ready !== undefined) return ready;
     let pending = clients.get(issuer.issuer);
     if (pending === undefined) {
       pending = options.token(issuer).then(
         // queryTimeout null: gitbeaker would otherwise add an AbortSignal.timeout per call.
-        (token) => new Jobs({ host: gitbeakerHost(issuer.apiUrl), token, camelize: false, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(options.timeoutMs) }),
+        (token) => {
+          const jobs = new Jobs({ host: gitbeakerHost(issuer.apiUrl), token, camelize: false, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(options.timeoutMs) });
+          built.set(issuer.issuer, jobs);
+          return jobs;
+        },
       );
       pending.catch(() => clients.delete(issuer.issuer));
       clients.set(issuer.issuer, pending);
@@ -38,7 +45,10 @@ export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIs
       // The job runs in job_project_id (differs from project_id only in fork pipelines).
       const project = principal.job_project_id ?? principal.project_id;
       // The caller races its deadline (gatherFacts) and the socket is bounded by timeoutMs, so no abort listener here.
-      const job = await upstreamCall('job lookup', signal, async () => (await client(issuer)).show(project, Number(principal.job_id)));
+      const job = await upstreamCall('job lookup', signal, () => {
+        const jobs = client(issuer);
+        return jobs instanceof Promise ? jobs.then((built) => built.show(project, Number(principal.job_id))) : jobs.show(project, Number(principal.job_id));
+      });
       const status = (job as { status?: unknown }).status;
       if (typeof status !== 'string') throw new BrokerError('upstream_unavailable', 'GitLab job lookup returned no status');
       return status;

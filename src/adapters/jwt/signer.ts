@@ -84,7 +84,9 @@ export async function createJwtSigner(issuer: string, keys: readonly JWK[]): Pro
     async sign(plan: TokenMint, context: MintContext): Promise<MintedToken> {
       const signingKey = active[0] as LoadedKey;
       const { subject } = context;
-      const claims: Record<string, string> = {
+      const issuedAt = Math.floor(context.now.getTime() / 1000);
+      // One object literal (JSON.stringify leaves out an undefined environment): this runs on every token exchange.
+      const token = signCompact(signingKey, {
         rule: context.rule,
         project_id: subject.project_id,
         project_path: subject.project_path,
@@ -94,11 +96,7 @@ export async function createJwtSigner(issuer: string, keys: readonly JWK[]): Pro
         sha: subject.sha,
         user_login: subject.user_login,
         source_issuer: context.principal.iss,
-      };
-      if (subject.environment !== undefined) claims.environment = subject.environment;
-      const issuedAt = Math.floor(context.now.getTime() / 1000);
-      const token = signCompact(signingKey, {
-        ...claims,
+        environment: subject.environment,
         iss: issuer,
         // Short and stable for Workload Identity Federation (google.subject ≤ 127 bytes).
         sub: `project:${subject.project_id}:rule:${context.rule}`,
