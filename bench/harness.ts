@@ -27,13 +27,14 @@ export interface BrokerProcess {
   stop(): Promise<void>;
 }
 
-export async function startBroker(settings: ChildSettings, profileDir: string | undefined): Promise<BrokerProcess> {
+/** `child`: another server speaking the same IPC protocol (bench/floor-child.ts), with extra environment. */
+export async function startBroker(settings: ChildSettings, profileDir: string | undefined, child_: { script: string; env: Record<string, string> } = { script: './broker-child.js', env: {} }): Promise<BrokerProcess> {
   // BENCH_BROKER_FLAGS: extra node flags for the broker (e.g. --heap-prof), for investigations.
   const extra = (process.env.BENCH_BROKER_FLAGS ?? '').split(' ').filter(Boolean);
-  const nodeArgs = ['--trace-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extra, here('./broker-child.js')];
+  const nodeArgs = ['--trace-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extra, here(child_.script)];
   const child = spawn('taskset', ['-c', '0', process.execPath, ...nodeArgs], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_BROKER: JSON.stringify(settings), LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...child_.env, BENCH_BROKER: JSON.stringify(settings), LOG_LEVEL: 'warn' },
   });
   const gc = new GcTrace();
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => gc.feed(chunk));

@@ -26,6 +26,7 @@ import { controlLatency } from './control.js';
 import { codesText, fmt, gcText, here, measured, pin, startBroker } from './harness.js';
 import { closedLoop, EXCHANGE_BODY, exchangeOnce, openLoop, percentile, TokenSupply } from './load.js';
 import { percentileUpperBoundMs, scrapeExchangeBuckets } from './server-latency.js';
+import { POLICY } from './policy.js';
 import { startStandIn } from './standin.js';
 import { mintInParallel } from './tokens.js';
 
@@ -34,28 +35,6 @@ const TOKENS = 40_000;
 const DENIED_TOKENS = 20;
 const TARGET_RATIO = 0.4;
 const TARGET_P99_MS = 10;
-
-const POLICY = `version: 1
-rules:
-  - name: payments-deploy-production
-    when:
-      project_id: "20"
-      project_path: payments/api
-      ref_path: refs/heads/main
-      ref_protected: "true"
-      environment: production
-      ci_config_ref_uri: gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main
-    require:
-      jobRunning: true
-    grant:
-      token: { audiences: [https://deploy-api.internal], lifetime: 10m }
-  - name: payments-review-apps
-    when:
-      project_id: "20"
-      environment: { glob: "review/*" }
-    grant:
-      token: { audiences: [https://review-api.internal], lifetime: 5m }
-`;
 
 const args = new Set(process.argv.slice(2));
 const jsonOut = process.argv[process.argv.indexOf('--json') + 1];

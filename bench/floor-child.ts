@@ -1,0 +1,93 @@
+/**
+ * The floor: the least an exchange can do on Node, as a reference for the broker's figures. Plain node:http, the same
+ * I/O as a token exchange (read the body; verify the RS256 ID token with node's one-shot verify; one kept-alive GET of
+ * the job from the stand-in; two audit lines through a group-committed file append, each awaited; sign an ES256 JWT;
+ * answer JSON), and nothing else: no policy, no claim checks, no replay store, no SDKs, no metrics.
+ * FLOOR_JOB=0 leaves out the job lookup. Speaks the broker child's IPC protocol (bench/broker-child.ts).
+ */
+import { createPublicKey, createPrivateKey, generateKeyPairSync, randomUUID, sign, verify, type JsonWebKey } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ChildMessage, ChildRequest, ChildSettings } from './broker-child.js';
+
+const settings = JSON.parse(process.env.BENCH_BROKER ?? '{}') as ChildSettings;
+const withJob = process.env.FLOOR_JOB !== '0';
+const send = (message: ChildMessage) => process.send?.(message);
+
+const jwks = (await (await fetch(`${settings.issuer}/oauth/discovery/keys`)).json()) as { keys: JsonWebKey[] };
+const issuerKey = createPublicKey({ key: jwks.keys[0] as JsonWebKey, format: 'jwk' });
+const signingKey = createPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }));
+const header = Buffer.from('{"alg":"ES256","kid":"floor","typ":"JWT"}').toString('base64url');
+const gitlab = new URL(settings.issuer);
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const audit = await open(settings.auditFile, 'a');
+let queued: string[] = [];
+let waiting: Array<() => void> = [];
+let writing = false;
+
+async function flush(): Promise<void> {
+  writing = true;
+  while (queued.length > 0) {
+    const text = queued.join('');
+    const done = waiting;
+    queued = [];
+    waiting = [];
+    await audit.write(text);
+    for (const resolve of done) resolve();
+  }
+  writing = false;
+}
+
+function auditLine(record: Record<string, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    queued.push(`${JSON.stringify(record)}\n`);
+    waiting.push(resolve);
+    if (!writing) void flush();
+  });
+}
+
+function jobStatus(project: string, job: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ agent, hostname: gitlab.hostname, port: gitlab.port, path: `/api/v4/projects/${project}/jobs/${job}`, headers: { 'private-token': 'floor', accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve((JSON.parse(body) as { status: string }).status));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const server = createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => (body += chunk));
+  req.on('end', () => {
+    void (async () => {
+      const token = (req.headers.authorization ?? '').slice(7);
+      const [head = '', payload = '', signature = ''] = token.split('.');
+      const valid = verify('sha256', Buffer.from(`${head}.${payload}`), issuerKey, Buffer.from(signature, 'base64url'));
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, string>;
+      JSON.parse(body);
+      if (!valid || (withJob && (await jobStatus(claims.project_id ?? '', claims.job_id ?? '')) !== 'running')) {
+        res.writeHead(403).end();
+        return;
+      }
+      await auditLine({ phase: 'intent', project_id: claims.project_id, job_id: claims.job_id });
+      const now = Math.floor(Date.now() / 1000);
+      const signingInput = `${header}.${Buffer.from(JSON.stringify({ iss: 'floor', sub: `project:${claims.project_id}`, aud: 'floor', iat: now, exp: now + 600, jti: randomUUID(), project_id: claims.project_id, job_id: claims.job_id })).toString('base64url')}`;
+      const jwt = `${signingInput}.${sign('sha256', Buffer.from(signingInput), { key: signingKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+      await auditLine({ phase: 'result', project_id: claims.project_id, job_id: claims.job_id });
+      const json = JSON.stringify({ grants: { token: { token: jwt } } });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
+    })();
+  });
+});
+server.listen(0, '127.0.0.1', () => send({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }));
+process.on('message', (message: ChildRequest) => {
+  if (message === 'cpu') send({ cpu: process.cpuUsage(), heapUsed: process.memoryUsage().heapUsed });
+  else process.exit(0);
+});
+process.on('disconnect', () => process.exit(0));
