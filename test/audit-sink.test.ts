@@ -55,6 +55,7 @@ describe('audit sink: a write that never returns', () => {
       const [waited] = await Promise.all([rejectsAsAuditUnavailable(stuck), rejectsAsAuditUnavailable(sink.write(record('queued-behind')))]);
       assert.ok(waited >= TIMEOUT_MS - 100 && waited < TIMEOUT_MS + 2000, `the stuck write failed after ${Math.round(waited)} ms`);
       assert.ok((await rejectsAsAuditUnavailable(sink.write(record('while-stalled')))) < TIMEOUT_MS, 'a record during the stall fails at once');
+      assert.equal(await sink.ready(), false, 'readiness reports the stall without another write');
 
       // The disk comes back: the stuck write completes and new records are written again.
       draining = drain(reader, received);

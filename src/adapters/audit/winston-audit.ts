@@ -96,6 +96,11 @@ class AcknowledgingTransport extends Transport {
     });
   }
 
+  /** True while a write that outlived the timeout is still pending. */
+  get isStalled(): boolean {
+    return this.stalled !== undefined;
+  }
+
   /** Resolves once every line logged so far was written (or failed). */
   drained(): Promise<void> {
     if (!this.writing && this.queue.length === 0) return Promise.resolve();
@@ -201,6 +206,7 @@ export async function createAuditSink(file: string | undefined, options: { write
       });
     },
     async ready(): Promise<boolean> {
+      if (transport.isStalled) return false; // no probe write: it would queue behind the stuck one
       if (!healthy) {
         try {
           await writeLine('');
