@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Deployments } from '@gitbeaker/rest';
+import { getJson, targetOf } from './http-get.js';
 
 type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
 export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
@@ -88,44 +89,17 @@ function normalisePagination(url: URL, headers: Record<string, string>): void {
   }
 }
 
-function retryAfter(headers: Headers): number | undefined {
-  const value = Number(headers.get('retry-after'));
-  return Number.isFinite(value) && value > 0 ? Math.min(Math.ceil(value), 3600) : undefined;
-}
-
-async function fetchJson(url: URL, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
-  let response: globalThis.Response;
-  try {
-    response = await fetch(url, { headers: { accept: 'application/json', ...headers }, signal, redirect: 'error' });
-  } catch (error) {
-    const failure: GitLabFailure = signal.aborted ? 'timeout' : 'unreachable';
-    // The cause is fetch's own error (no headers in it); keep only its message and code for the logs.
-    throw new GitLabApiError(failure, path, undefined, undefined, { cause: describe(error) });
-  }
-  const text = await response.text().catch((error: unknown) => {
-    throw new GitLabApiError(signal.aborted ? 'timeout' : 'unreachable', path, response.status, undefined, { cause: describe(error) });
-  });
-  if (!response.ok) throw new GitLabApiError('status', path, response.status, retryAfter(response.headers));
-  const contentType = response.headers.get('content-type') ?? '';
-  if (!/^application\/json\s*(?:;|$)/i.test(contentType)) throw new GitLabApiError('not_json', path, response.status, undefined);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new GitLabApiError('not_json', path, response.status, undefined);
-  }
+/**
+ * One GET over node:http(s) with kept-alive sockets (http-get.ts), not fetch: Node 20's fetch cost ~300 µs more CPU per
+ * call, and an approval-gated exchange makes several (docs/performance.md). Same rules as before: no redirects, the
+ * deadline's signal, JSON only, errors that name a path and a status.
+ */
+async function fetchJson(url: URL, headers: Record<string, string>, signal: AbortSignal, maxMs: number): Promise<Response> {
+  const response = await getJson(targetOf(url), { accept: 'application/json', ...headers }, maxMs, signal);
   const plain: Record<string, string> = {};
-  response.headers.forEach((value, key) => {
-    plain[key] = value;
-  });
+  for (const [key, value] of Object.entries(response.headers)) plain[key] = Array.isArray(value) ? value.join(', ') : String(value);
   normalisePagination(url, plain);
-  return { body, headers: plain, status: response.status };
-}
-
-function describe(error: unknown): { message: string; code?: string } {
-  const base = error instanceof Error ? error : new Error(String(error));
-  const code = (base.cause as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? { message: base.message, code } : { message: base.message };
+  return { body: response.body, headers: plain, status: response.status };
 }
 
 /** Wait for a shared fetch, leaving it (and aborting it when nobody else waits) when this caller's deadline fires. */
@@ -209,7 +183,7 @@ export function createRequester(options: RequesterOptions): GitbeakerRequesterFn
         const controller = new AbortController();
         // A plain timer, not AbortSignal.timeout: Node 20 can collect an unreferenced timeout signal before it fires.
         const timer = setTimeout(() => controller.abort(), options.maxMs);
-        const created: InFlight = { promise: fetchJson(url, path, headers, controller.signal), controller, waiters: 0 };
+        const created: InFlight = { promise: fetchJson(url, headers, controller.signal, options.maxMs), controller, waiters: 0 };
         const forget = (): void => {
           clearTimeout(timer);
           if (table.get(key) === created) table.delete(key);

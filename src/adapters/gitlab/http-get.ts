@@ -1,10 +1,10 @@
 /**
- * A gitbeaker `requesterFn` for single-object GETs (the job lookup every exchange makes) over node:http(s) with
- * kept-alive sockets. Why not the shared fetch-based requester (gitbeaker-requester.ts): Node 20's fetch (undici behind
- * WHATWG streams) costs ~300 µs of CPU per call on the benchmark machine against ~60 µs for `http.request` on a
- * kept-alive socket, and this call is on the exchange hot path (docs/performance.md).
- * The same rules as the shared requester: GET only, the caller's deadline, no redirects (node:http never follows one;
- * a 3xx is a failed status), JSON only, a bounded body, and errors that name a path and a status and nothing else.
+ * GitLab API GETs over node:http(s) with kept-alive sockets, for every GitLab call the broker makes: the job lookup on
+ * each exchange (a requester for single-object resources, below) and the approvals requester's transport
+ * (gitbeaker-requester.ts, which adds pagination and coalescing). Not fetch: Node 20's fetch (undici behind WHATWG
+ * streams) costs ~300 µs more CPU per call than `http.request` on the benchmark machine (docs/performance.md).
+ * The rules: GET only, a deadline, no redirects (a 3xx is refused as unreachable, so a PRIVATE-TOKEN header never
+ * reaches another host), JSON only, a bounded body, and errors that name a path and a status and nothing else.
  */
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -19,8 +19,8 @@ interface JsonResponse {
   readonly status: number;
 }
 
-/** A job is a few KiB; anything near this is not the document we asked for. */
-const MAX_BODY_BYTES = 1024 * 1024;
+/** A job is a few KiB and a page of 100 deployments well under this; anything near it is not the document we asked for. */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 
 // Free sockets are unref'd by the agents, so they never keep the process alive.
@@ -39,20 +39,31 @@ interface Target {
   readonly path: string;
 }
 
+/** The target of an absolute URL. */
+export function targetOf(url: URL): Target {
+  return { secure: url.protocol === 'https:', hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, path: `${url.pathname}${url.search}` };
+}
+
 /**
- * GET `target` as JSON. The client is shared across requests, so its callers race their own deadline (gatherFacts);
- * `timeoutMs` is the socket's own bound, so an abandoned call still ends.
+ * GET `target` as JSON. `timeoutMs` bounds the socket, so an abandoned call still ends; `signal` (optional) stops it
+ * earlier. Callers without a signal race their own deadline (gatherFacts). A redirect is refused, never followed: a
+ * PRIVATE-TOKEN header must not reach another host.
  */
-export function getJson(target: Target, headers: Record<string, string>, timeoutMs: number): Promise<JsonResponse> {
+export function getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse> {
   const path = target.path.includes('?') ? target.path.slice(0, target.path.indexOf('?')) : target.path;
   let timedOut = false;
   return new Promise<JsonResponse>((resolve, reject) => {
     const fail = (failure: 'unreachable' | 'timeout', error: unknown) =>
-      reject(new GitLabApiError(timedOut ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
+      reject(new GitLabApiError(timedOut || signal?.aborted ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
     const request = (target.secure ? httpsRequest : httpRequest)(
-      { method: 'GET', hostname: target.hostname, port: target.port, path: target.path, agent: target.secure ? agents.https : agents.http, headers, timeout: timeoutMs },
+      { method: 'GET', hostname: target.hostname, port: target.port, path: target.path, agent: target.secure ? agents.https : agents.http, headers, timeout: timeoutMs, ...(signal ? { signal } : {}) },
       (response) => {
         const status = response.statusCode ?? 0;
+        if (status >= 300 && status < 400) {
+          response.resume();
+          reject(new GitLabApiError('unreachable', path, status, undefined, { cause: { message: 'redirect refused' } }));
+          return;
+        }
         if (status < 200 || status >= 300) {
           response.resume();
           reject(new GitLabApiError('status', path, status, retryAfter(response.headers['retry-after'])));
@@ -114,7 +125,8 @@ async function resolveHeaders(resource: ResourceOptions): Promise<Record<string,
 export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn {
   return (resource: ResourceOptions): Requester => {
     const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
-    const origin = { secure: base.protocol === 'https:', hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port };
+    const { secure, hostname, port } = targetOf(base);
+    const origin = { secure, hostname, port };
     // Resolved once per client: the broker builds its clients with the fixed read_api token it read at start.
     let headers: Promise<Record<string, string>> | undefined;
     const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
