@@ -8,29 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Deployments } from '@gitbeaker/rest';
-import { getJson, targetOf } from './http-get.js';
+import { getJson, GitLabApiError, type GitbeakerRequesterFn, targetOf, unsupported } from './http-get.js';
 
-type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
-export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
+export { GitLabApiError, type GitLabFailure } from './http-get.js';
+
 type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
 type Requester = ReturnType<GitbeakerRequesterFn>;
-
-export type GitLabFailure = 'unreachable' | 'timeout' | 'status' | 'not_json';
-
-/** A failed GitLab API call. Holds no headers and no query string, so logging it cannot leak the token. */
-export class GitLabApiError extends Error {
-  override readonly name = 'GitLabApiError';
-  constructor(
-    readonly failure: GitLabFailure,
-    readonly path: string,
-    readonly status: number | undefined,
-    readonly retryAfterSeconds: number | undefined,
-    options?: ErrorOptions,
-  ) {
-    super(`GitLab API ${path}: ${failure}${status === undefined ? '' : ` ${status}`}`, options);
-  }
-}
 
 interface Response {
   readonly body: unknown;
@@ -155,11 +138,6 @@ export function deadlineOf(parent: AbortSignal, timeoutMs: number): { deadline: 
       controller.abort();
     },
   };
-}
-
-/** Our requesters only read: any other method is our own mistake. */
-export function unsupported(): never {
-  throw new TypeError('the GitLab requester is read-only');
 }
 
 /**

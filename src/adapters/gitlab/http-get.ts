@@ -8,7 +8,31 @@
  */
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { GitLabApiError, type GitbeakerRequesterFn, unsupported } from './gitbeaker-requester.js';
+import type { Deployments } from '@gitbeaker/rest';
+
+type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
+export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
+
+export type GitLabFailure = 'unreachable' | 'timeout' | 'status' | 'not_json';
+
+/** A failed GitLab API call. Holds no headers and no query string, so logging it cannot leak the token. */
+export class GitLabApiError extends Error {
+  override readonly name = 'GitLabApiError';
+  constructor(
+    readonly failure: GitLabFailure,
+    readonly path: string,
+    readonly status: number | undefined,
+    readonly retryAfterSeconds: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(`GitLab API ${path}: ${failure}${status === undefined ? '' : ` ${status}`}`, options);
+  }
+}
+
+/** Our requesters only read: any other method is our own mistake. */
+export function unsupported(): never {
+  throw new TypeError('the GitLab requester is read-only');
+}
 
 type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
 type Requester = ReturnType<GitbeakerRequesterFn>;
