@@ -3,12 +3,17 @@
  * I/O as a token exchange (read the body; verify the RS256 ID token with node's one-shot verify; one kept-alive GET of
  * the job from the stand-in; two audit lines through a group-committed file append, each awaited; sign an ES256 JWT;
  * answer JSON), and nothing else: no policy, no claim checks, no replay store, no SDKs, no metrics.
- * FLOOR_JOB=0 leaves out the job lookup. Speaks the broker child's IPC protocol (bench/broker-child.ts).
+ * FLOOR_JOB=0 leaves out the job lookup. With `linkerd` CA files in the settings it answers a linkerd request instead
+ * of signing a JWT: the body's CSR goes through the broker's own certificate authority (`issue()`: CSR parse, proof of
+ * possession, leaf DER, signature), the least issuance can cost here (bench/linkerd-exchange.ts).
+ * Speaks the broker child's IPC protocol (bench/broker-child.ts).
  */
 import { createPublicKey, createPrivateKey, generateKeyPairSync, randomUUID, sign, verify, type JsonWebKey } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createCertificateAuthority } from '../src/adapters/ca/index.js';
+import type { GitLabPrincipal, PipelineSubject } from '../src/core/claims.js';
 import type { ChildMessage, ChildRequest, ChildSettings } from './broker-child.js';
 
 const settings = JSON.parse(process.env.BENCH_BROKER ?? '{}') as ChildSettings;
@@ -20,6 +25,7 @@ const issuerKey = createPublicKey({ key: jwks.keys[0] as JsonWebKey, format: 'jw
 const signingKey = createPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }));
 const header = Buffer.from('{"alg":"ES256","kid":"floor","typ":"JWT"}').toString('base64url');
 const gitlab = new URL(settings.issuer);
+const ca = settings.linkerd ? createCertificateAuthority({ trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd }, new Date()) : undefined;
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const audit = await open(settings.auditFile, 'a');
 let queued: string[] = [];
@@ -70,12 +76,25 @@ const server = createServer((req, res) => {
       const [head = '', payload = '', signature = ''] = token.split('.');
       const valid = verify('sha256', Buffer.from(`${head}.${payload}`), issuerKey, Buffer.from(signature, 'base64url'));
       const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, string>;
-      JSON.parse(body);
+      const request = JSON.parse(body) as { grants?: { linkerd?: { csr?: string } } };
       if (!valid || (withJob && (await jobStatus(claims.project_id ?? '', claims.job_id ?? '')) !== 'running')) {
         res.writeHead(403).end();
         return;
       }
       await auditLine({ phase: 'intent', project_id: claims.project_id, job_id: claims.job_id });
+      if (ca) {
+        const csr = request.grants?.linkerd?.csr ?? '';
+        const now = new Date();
+        const principal = claims as unknown as GitLabPrincipal;
+        const issued = await ca.issue(
+          { kind: 'linkerd', serviceAccount: 'deploy', namespace: 'ci', csr, notAfter: new Date(now.getTime() + 600_000) },
+          { requestId: randomUUID(), rule: 'floor', subject: claims as unknown as PipelineSubject, principal, now },
+        );
+        await auditLine({ phase: 'result', project_id: claims.project_id, job_id: claims.job_id, serial: issued.serialNumber });
+        const json = JSON.stringify({ grants: { linkerd: issued } });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
+        return;
+      }
       const now = Math.floor(Date.now() / 1000);
       const signingInput = `${header}.${Buffer.from(JSON.stringify({ iss: 'floor', sub: `project:${claims.project_id}`, aud: 'floor', iat: now, exp: now + 600, jti: randomUUID(), project_id: claims.project_id, job_id: claims.job_id })).toString('base64url')}`;
       const jwt = `${signingInput}.${sign('sha256', Buffer.from(signingInput), { key: signingKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;

@@ -15,7 +15,8 @@
  * extensions, and it does no token verification, policy, job lookup, replay check or audit. It does less work per
  * certificate than an exchange.
  *
- * Options: --json FILE (write the figures), --keep (keep the temp dir with the audit log), --no-cfssl (ours only).
+ * Options: --json FILE (write the figures), --keep (keep the temp dir with the audit log), --no-cfssl (ours only), --no-job-check (the rule
+ * without jobRunning, the floor without its job lookup).
  */
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
@@ -153,7 +154,9 @@ async function main(): Promise<void> {
   await writeFile(linkerd.issuerKeyFile, material.issuerKeyPem, { mode: 0o600 });
   await writeFile(linkerd.trustAnchorsFile, material.trustAnchorsPem);
   const settings = { audience: AUDIENCE, policyPath: join(dir, 'policy.yaml'), auditFile, apiTokenFile: join(dir, 'gitlab-token'), linkerd };
-  await writeFile(settings.policyPath, POLICY);
+  // --no-job-check: the same rule without jobRunning (and the floor without its job lookup), to isolate that call.
+  const jobCheck = !args.has('--no-job-check');
+  await writeFile(settings.policyPath, jobCheck ? POLICY : POLICY.replace('jobRunning: true', 'jobRunning: false'));
   await writeFile(settings.apiTokenFile, 'bench-read-api-token\n', { mode: 0o600 });
 
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -170,6 +173,7 @@ async function main(): Promise<void> {
   const figures: Record<string, unknown> = { cores: availableParallelism(), node: process.version };
   const supply = new TokenSupply(tokens);
   let ours: Side | undefined;
+  let floor: Side | undefined;
   const broker = await startBroker({ ...settings, issuer: standIn.issuer }, undefined);
   try {
     // Sanity: one exchange returns a certificate with both SANs, and costs one job lookup.
@@ -195,6 +199,16 @@ async function main(): Promise<void> {
     figures.auditRecords = auditLines;
   } finally {
     await broker.stop();
+  }
+  // The floor: a minimal exchange (bench/floor-child.ts) with the same I/O, issuing through our CA, nothing else. Its
+  // own process has no replay store, so it reuses the tokens.
+  const floorServer = await startBroker({ ...settings, issuer: standIn.issuer, auditFile: join(dir, 'floor-audit.log') }, undefined, { script: './floor-child.js', env: { FLOOR_JOB: jobCheck ? '1' : '0' } });
+  try {
+    console.log('(1b) the floor: the same I/O (verify, job lookup, two awaited audit lines) and our CA\'s issue(), and nothing else (bench/floor-child.ts)');
+    floor = await measureSide('floor', floorServer.url, floorServer, new TokenSupply(tokens), { body });
+    figures.floor = floor;
+  } finally {
+    await floorServer.stop();
     await standIn.close();
     if (!args.has('--keep')) await rm(dir, { recursive: true, force: true });
   }
@@ -223,6 +237,11 @@ async function main(): Promise<void> {
             '\n    verification, policy, job lookup, replay check or audit: it does less work per certificate than an exchange.',
         );
         figures.ratio = { perCpuSecond: ratio, wall: wallRatio, targetPass: ratio >= TARGET_RATIO, floorPass: ratio >= FLOOR_RATIO };
+        if (floor) {
+          const floorRatio = floor.saturation.perCpuSecond / theirs.saturation.perCpuSecond;
+          console.log(`    the floor ÷ cfssl = ${fmt(floor.saturation.perCpuSecond)} ÷ ${fmt(theirs.saturation.perCpuSecond)} = ${fmt(floorRatio, 2)} (what a broker doing nothing but this I/O and issuance would reach); ours ÷ the floor = ${fmt(ours.saturation.perCpuSecond / floor.saturation.perCpuSecond, 2)}`);
+          figures.floorRatio = floorRatio;
+        }
       }
     } finally {
       cfssl.stop();
