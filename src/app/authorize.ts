@@ -83,6 +83,7 @@ export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, princ
     timer = setTimeout(() => reject(new BrokerError('upstream_unavailable', 'GitLab lookups: deadline passed', { cause: new Error(`no answer in ${deps.factTimeoutMs} ms`) })), deps.factTimeoutMs);
   });
   try {
+    if (!needsApprovals) return { jobStatus: await Promise.race([deps.facts.jobStatus(issuer, principal, signal), expired]), approvals: {} };
     const [jobStatus, approvals] = await Promise.race([
       Promise.all([
         needs.jobStatus ? deps.facts.jobStatus(issuer, principal, signal) : undefined,

@@ -1,9 +1,8 @@
 /**
- * Shared plumbing for @gitbeaker/rest calls: the client per issuer, the broker's read_api token from its file, a
- * per-request deadline, and the translation of every SDK failure to `upstream_unavailable` with its cause.
+ * Shared plumbing for @gitbeaker/rest calls: the host gitbeaker wants, and the broker's read_api token from its file
+ * (read once per issuer).
  */
 import { readFile } from 'node:fs/promises';
-import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { TrustedIssuer } from '../../ports.js';
 
 /** gitbeaker wants the host and appends /api/v4 itself (config refuses an apiUrl that does not end in it). */
@@ -26,18 +25,4 @@ export function createTokenReader(tokenFiles: ReadonlyMap<string, string | undef
     }
     return pending;
   };
-}
-
-/**
- * Runs `call` unless the deadline already passed; any failure becomes upstream_unavailable. For callers whose caller
- * races the deadline itself (gatherFacts): no abort listener, which costs more than the call's own bookkeeping.
- */
-export async function upstreamCall<T>(what: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-  if (signal.aborted) throw new BrokerError('upstream_unavailable', `GitLab ${what}: deadline passed`, { cause: signal.reason });
-  try {
-    return await call();
-  } catch (err) {
-    if (isBrokerError(err)) throw err;
-    throw new BrokerError('upstream_unavailable', `GitLab ${what} failed`, { cause: err });
-  }
 }

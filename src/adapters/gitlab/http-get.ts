@@ -153,20 +153,27 @@ export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn 
     const origin = { secure, hostname, port };
     // Resolved once per client: the broker builds its clients with the fixed read_api token it read at start.
     let headers: Promise<Record<string, string>> | undefined;
+    let resolved: Record<string, string> | undefined;
     const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
       if (!API_ENDPOINT.test(endpoint)) throw new TypeError(`unexpected GitLab API endpoint ${JSON.stringify(endpoint)}`);
       let query: URLSearchParams | undefined;
-      for (const [key, value] of Object.entries(options?.searchParams ?? {})) {
+      for (const [key, value] of options?.searchParams ? Object.entries(options.searchParams) : []) {
         if (value === undefined || value === null) continue;
         if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
         (query ??= new URLSearchParams()).set(key, String(value));
       }
-      headers ??= resolveHeaders(resource).catch((err: unknown) => {
-        headers = undefined;
-        throw err;
-      });
+      // After the first call the headers are a plain object, so later calls do not wait a microtask for them.
+      if (resolved === undefined) {
+        headers ??= resolveHeaders(resource).then(
+          (value) => (resolved = value),
+          (err: unknown) => {
+            headers = undefined;
+            throw err;
+          },
+        );
+      }
       const search = query ? `?${query.toString()}` : '';
-      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, await headers, timeoutMs);
+      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, resolved ?? (await (headers as Promise<Record<string, string>>)), timeoutMs);
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };

@@ -7,10 +7,10 @@
  * ~20 glob patterns per call to pick that limiter, follows redirects and uses fetch (docs/performance.md).
  */
 import { Jobs } from '@gitbeaker/rest';
-import { BrokerError } from '../../core/errors.js';
+import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { GitLabPrincipal } from '../../core/claims.js';
 import type { TrustedIssuer } from '../../ports.js';
-import { gitbeakerHost, upstreamCall } from './api-client.js';
+import { gitbeakerHost } from './api-client.js';
 import { createHttpGetRequester } from './http-get.js';
 
 export interface JobStatusSource {
@@ -42,13 +42,17 @@ export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIs
   }
   return {
     async jobStatus(issuer, principal, signal) {
+      // The caller races its deadline (gatherFacts) and the socket is bounded by timeoutMs, so no abort listener here.
+      if (signal.aborted) throw new BrokerError('upstream_unavailable', 'GitLab job lookup: deadline passed', { cause: signal.reason });
       // The job runs in job_project_id (differs from project_id only in fork pipelines).
       const project = principal.job_project_id ?? principal.project_id;
-      // The caller races its deadline (gatherFacts) and the socket is bounded by timeoutMs, so no abort listener here.
-      const job = await upstreamCall('job lookup', signal, () => {
+      let job: unknown;
+      try {
         const jobs = client(issuer);
-        return jobs instanceof Promise ? jobs.then((built) => built.show(project, Number(principal.job_id))) : jobs.show(project, Number(principal.job_id));
-      });
+        job = await (jobs instanceof Promise ? jobs.then((built) => built.show(project, Number(principal.job_id))) : jobs.show(project, Number(principal.job_id)));
+      } catch (err) {
+        throw isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'GitLab job lookup failed', { cause: err });
+      }
       const status = (job as { status?: unknown }).status;
       if (typeof status !== 'string') throw new BrokerError('upstream_unavailable', 'GitLab job lookup returned no status');
       return status;
