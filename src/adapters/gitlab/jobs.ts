@@ -20,25 +20,25 @@ export interface JobStatusSource {
 export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIssuer) => Promise<string>; timeoutMs: number }): JobStatusSource {
   // One client per issuer, built once: the per-request deadline is raced by the caller, and the socket itself is
   // bounded by timeoutMs. Building a gitbeaker resource per request was a third of the job lookup's allocation.
-  const clients = new Map<string, Promise<InstanceType<typeof Jobs>>>();
-  const built = new Map<string, InstanceType<typeof Jobs>>();
-  function client(issuer: TrustedIssuer): Promise<InstanceType<typeof Jobs>> | InstanceType<typeof Jobs> {
-    const ready = built.get(issuer.issuer);
-    if (ready !== undefined) return ready;
-    let pending = clients.get(issuer.issuer);
-    if (pending === undefined) {
-      pending = options.token(issuer).then(
+  // The entry is the pending build until it resolves, then the client itself, so later lookups need no await.
+  type JobsClient = InstanceType<typeof Jobs>;
+  const clients = new Map<string, Promise<JobsClient> | JobsClient>();
+  function client(issuer: TrustedIssuer): Promise<JobsClient> | JobsClient {
+    let entry = clients.get(issuer.issuer);
+    if (entry === undefined) {
+      const pending = options.token(issuer).then(
         // queryTimeout null: gitbeaker would otherwise add an AbortSignal.timeout per call.
         (token) => {
           const jobs = new Jobs({ host: gitbeakerHost(issuer.apiUrl), token, camelize: false, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(options.timeoutMs) });
-          built.set(issuer.issuer, jobs);
+          clients.set(issuer.issuer, jobs);
           return jobs;
         },
       );
       pending.catch(() => clients.delete(issuer.issuer));
       clients.set(issuer.issuer, pending);
+      entry = pending;
     }
-    return pending;
+    return entry;
   }
   return {
     async jobStatus(issuer, principal, signal) {
