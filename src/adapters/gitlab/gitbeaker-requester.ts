@@ -8,21 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { getJson, GitLabApiError, type GitbeakerRequesterFn, targetOf, unsupported } from './http-get.js';
+import { getJson, GitLabApiError, type GitbeakerRequesterFn, type JsonResponse, queryString, type Requester, resolveHeaders, type ResourceOptions, targetOf, unsupported } from './http-get.js';
 
 export { GitLabApiError, type GitLabFailure } from './http-get.js';
 
-type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
-type Requester = ReturnType<GitbeakerRequesterFn>;
-
-interface Response {
-  readonly body: unknown;
-  readonly headers: Record<string, string>;
-  readonly status: number;
-}
-
 interface InFlight {
-  readonly promise: Promise<Response>;
+  readonly promise: Promise<JsonResponse>;
   readonly controller: AbortController;
   waiters: number;
 }
@@ -36,23 +27,6 @@ export interface RequesterOptions {
   readonly inFlight: InFlightTable;
   /** Upper bound of a shared fetch, so one that outlives every waiter is still stopped. */
   readonly maxMs: number;
-}
-
-function decamelize(key: string): string {
-  return key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
-}
-
-function queryOf(searchParams: Record<string, unknown> | undefined): URLSearchParams {
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(searchParams ?? {})) {
-    if (value === undefined || value === null) continue;
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-      throw new TypeError(`unsupported query parameter ${key}`);
-    }
-    query.set(decamelize(key), String(value));
-  }
-  query.sort(); // one key per distinct query, whatever order gitbeaker built it in
-  return query;
 }
 
 const NEXT_LINK = /<([^>]+)>;\s*rel="next"/;
@@ -77,8 +51,8 @@ function normalisePagination(url: URL, headers: Record<string, string>): void {
  * call, and an approval-gated exchange makes several (docs/performance.md). Same rules as before: no redirects, the
  * deadline's signal, JSON only, errors that name a path and a status.
  */
-async function fetchJson(url: URL, headers: Record<string, string>, signal: AbortSignal, maxMs: number): Promise<Response> {
-  const response = await getJson(targetOf(url), { accept: 'application/json', ...headers }, maxMs, signal);
+async function fetchJson(url: URL, headers: Record<string, string>, signal: AbortSignal, maxMs: number): Promise<JsonResponse> {
+  const response = await getJson(targetOf(url), headers, maxMs, signal);
   const plain: Record<string, string> = {};
   for (const [key, value] of Object.entries(response.headers)) plain[key] = Array.isArray(value) ? value.join(', ') : String(value);
   normalisePagination(url, plain);
@@ -86,9 +60,9 @@ async function fetchJson(url: URL, headers: Record<string, string>, signal: Abor
 }
 
 /** Wait for a shared fetch, leaving it (and aborting it when nobody else waits) when this caller's deadline fires. */
-function join(table: InFlightTable, key: string, entry: InFlight, signal: AbortSignal, path: string): Promise<Response> {
+function join(table: InFlightTable, key: string, entry: InFlight, signal: AbortSignal, path: string): Promise<JsonResponse> {
   entry.waiters += 1;
-  return new Promise<Response>((resolve, reject) => {
+  return new Promise<JsonResponse>((resolve, reject) => {
     const leave = (): void => {
       signal.removeEventListener('abort', onAbort);
       entry.waiters -= 1;
@@ -146,11 +120,10 @@ export function deadlineOf(parent: AbortSignal, timeoutMs: number): { deadline: 
  */
 export function createRequester(options: RequesterOptions): GitbeakerRequesterFn {
   return (resource: ResourceOptions): Requester => {
-    const get = async (endpoint: string, requestOptions?: { searchParams?: Record<string, unknown> }): Promise<Response> => {
+    const get = async (endpoint: string, requestOptions?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
       const url = new URL(endpoint, resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
-      url.search = queryOf(requestOptions?.searchParams).toString();
-      const headers: Record<string, string> = { ...resource.headers };
-      for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
+      url.search = queryString(requestOptions?.searchParams);
+      const headers = await resolveHeaders(resource);
       const path = url.pathname;
       // The key separates tokens without holding one: two issuers may share an API host.
       const credential = createHash('sha256').update(JSON.stringify(headers)).digest('base64url');

@@ -34,10 +34,10 @@ export function unsupported(): never {
   throw new TypeError('the GitLab requester is read-only');
 }
 
-type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
-type Requester = ReturnType<GitbeakerRequesterFn>;
+export type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
+export type Requester = ReturnType<GitbeakerRequesterFn>;
 
-interface JsonResponse {
+export interface JsonResponse {
   readonly body: unknown;
   readonly headers: Record<string, string>;
   readonly status: number;
@@ -135,7 +135,28 @@ export function getJson(target: Target, headers: Record<string, string>, timeout
 /** Relative API paths as gitbeaker builds them (ids and names URI-encoded); nothing that could leave /api/v4/. */
 const API_ENDPOINT = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_%.~-]+(?:\/[A-Za-z0-9_%.~-]+)*$/;
 
-async function resolveHeaders(resource: ResourceOptions): Promise<Record<string, string>> {
+function decamelize(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+/**
+ * gitbeaker's query options as GitLab's query string: snake_case keys, sorted (one key per distinct query, whatever
+ * order gitbeaker built it in), '' when there are none (no URLSearchParams built on the job lookup's hot path).
+ */
+export function queryString(searchParams: Record<string, unknown> | undefined): string {
+  let query: URLSearchParams | undefined;
+  for (const [key, value] of searchParams ? Object.entries(searchParams) : []) {
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
+    (query ??= new URLSearchParams()).set(decamelize(key), String(value));
+  }
+  if (query === undefined) return '';
+  query.sort();
+  return query.toString();
+}
+
+/** The request headers of a gitbeaker resource: its own, its auth header resolved, and `accept: application/json`. */
+export async function resolveHeaders(resource: ResourceOptions): Promise<Record<string, string>> {
   const headers: Record<string, string> = { accept: 'application/json', ...resource.headers };
   for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
   return headers;
@@ -151,29 +172,21 @@ export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn 
     const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
     const { secure, hostname, port } = targetOf(base);
     const origin = { secure, hostname, port };
-    // Resolved once per client: the broker builds its clients with the fixed read_api token it read at start.
-    let headers: Promise<Record<string, string>> | undefined;
-    let resolved: Record<string, string> | undefined;
+    // Resolved once per client (the broker builds its clients with the fixed read_api token it read at start): the
+    // pending promise first, then the plain object itself, so later calls do not wait a microtask for it.
+    let headers: Promise<Record<string, string>> | Record<string, string> | undefined;
     const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
       if (!API_ENDPOINT.test(endpoint)) throw new TypeError(`unexpected GitLab API endpoint ${JSON.stringify(endpoint)}`);
-      let query: URLSearchParams | undefined;
-      for (const [key, value] of options?.searchParams ? Object.entries(options.searchParams) : []) {
-        if (value === undefined || value === null) continue;
-        if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
-        (query ??= new URLSearchParams()).set(key, String(value));
-      }
-      // After the first call the headers are a plain object, so later calls do not wait a microtask for them.
-      if (resolved === undefined) {
-        headers ??= resolveHeaders(resource).then(
-          (value) => (resolved = value),
-          (err: unknown) => {
-            headers = undefined;
-            throw err;
-          },
-        );
-      }
-      const search = query ? `?${query.toString()}` : '';
-      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, resolved ?? (await (headers as Promise<Record<string, string>>)), timeoutMs);
+      const query = queryString(options?.searchParams);
+      headers ??= resolveHeaders(resource).then(
+        (value) => (headers = value),
+        (err: unknown) => {
+          headers = undefined;
+          throw err;
+        },
+      );
+      const search = query ? `?${query}` : '';
+      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, headers instanceof Promise ? await headers : headers, timeoutMs);
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };
