@@ -87,7 +87,7 @@ export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, princ
     const [jobStatus, approvals] = await Promise.race([
       Promise.all([
         needs.jobStatus ? deps.facts.jobStatus(issuer, principal, signal) : undefined,
-        needsApprovals ? deps.facts.approvals(issuer, principal, needs, signal) : {},
+        deps.facts.approvals(issuer, principal, needs, signal),
       ]),
       expired,
     ]);

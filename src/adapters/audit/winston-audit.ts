@@ -138,10 +138,11 @@ class AcknowledgingTransport extends Transport {
  * rather than spreading it into a fresh object (two records of ~25 fields per exchange).
  */
 function auditLine(record: AuditRecord): string {
-  const prefix = `{"timestamp":"${new Date().toISOString()}","level":"info","message":"audit"`;
+  const timestamp = new Date().toISOString();
   if (Object.hasOwn(record, 'timestamp') || Object.hasOwn(record, 'level') || Object.hasOwn(record, 'message')) {
-    return JSON.stringify({ timestamp: new Date().toISOString(), level: 'info', message: 'audit', ...record });
+    return JSON.stringify({ timestamp, level: 'info', message: 'audit', ...record });
   }
+  const prefix = `{"timestamp":"${timestamp}","level":"info","message":"audit"`;
   const json = JSON.stringify(record);
   return json === '{}' ? `${prefix}}` : `${prefix},${json.slice(1)}`;
 }

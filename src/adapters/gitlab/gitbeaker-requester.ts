@@ -6,7 +6,7 @@
  * no redirects, JSON only, errors that name a path and a status and nothing else, `Link` and `x-next-page`
  * normalised so gitbeaker's pagination follows either, and identical in-flight GETs coalesced (never cached).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { getJson, GitLabApiError, type GitbeakerRequesterFn, type JsonResponse, queryString, type Requester, resolveHeaders, type ResourceOptions, targetOf, unsupported } from './http-get.js';
 
@@ -126,7 +126,7 @@ export function createRequester(options: RequesterOptions): GitbeakerRequesterFn
       const headers = await resolveHeaders(resource);
       const path = url.pathname;
       // The key separates tokens without holding one: two issuers may share an API host.
-      const credential = createHash('sha256').update(JSON.stringify(headers)).digest('base64url');
+      const credential = hash('sha256', JSON.stringify(headers), 'base64url');
       const key = `${credential} ${url.href}`;
       const table = options.inFlight;
       let entry = table.get(key);
