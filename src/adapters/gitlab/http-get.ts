@@ -1,13 +1,13 @@
 /**
- * GitLab API GETs over node:http(s) with kept-alive sockets, for every GitLab call the broker makes: the job lookup on
- * each exchange (a requester for single-object resources, below) and the approvals requester's transport
- * (gitbeaker-requester.ts, which adds pagination and coalescing). Not fetch: Node 20's fetch (undici behind WHATWG
- * streams) costs ~300 µs more CPU per call than `http.request` on the benchmark machine (docs/performance.md).
+ * GitLab API GETs over undici's connection pools (kept-alive sockets), for every GitLab call the broker makes: the job
+ * lookup on each exchange (a requester for single-object resources, below) and the approvals requester's transport
+ * (gitbeaker-requester.ts, which adds pagination and coalescing). Not fetch, which puts WHATWG streams on top of the
+ * same client (~300 µs more CPU per call), and not node:http, whose request and response objects cost ~70 µs more CPU
+ * per job lookup under load than undici's dispatcher (docs/performance.md).
  * The rules: GET only, a deadline, no redirects (a 3xx is refused as unreachable, so a PRIVATE-TOKEN header never
  * reaches another host), JSON only, a bounded body, and errors that name a path and a status and nothing else.
  */
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Pool, errors } from 'undici';
 import type { Deployments } from '@gitbeaker/rest';
 
 type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
@@ -47,9 +47,6 @@ export interface JsonResponse {
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 
-// Free sockets are unref'd by the agents, so they never keep the process alive.
-const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 64 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) };
-
 function retryAfter(value: string | undefined): number | undefined {
   const seconds = Number(value);
   return Number.isFinite(seconds) && seconds > 0 ? Math.min(Math.ceil(seconds), 3600) : undefined;
@@ -57,78 +54,122 @@ function retryAfter(value: string | undefined): number | undefined {
 
 /** Where one GET goes: parsed once per client, not per call. */
 interface Target {
-  readonly secure: boolean;
-  readonly hostname: string;
-  readonly port: string;
+  /** scheme://host[:port], as URL.origin gives it (IPv6 hosts in brackets). */
+  readonly origin: string;
   readonly path: string;
 }
 
 /** The target of an absolute URL. */
 export function targetOf(url: URL): Target {
-  return { secure: url.protocol === 'https:', hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, path: `${url.pathname}${url.search}` };
+  return { origin: url.origin, path: `${url.pathname}${url.search}` };
 }
 
+// One connection pool per GitLab origin, for the life of the process. undici closes sockets idle for longer than the
+// keep-alive timeout and unrefs idle ones, so a pool never keeps the process alive. Redirects are never followed: a
+// bare Pool.dispatch has no redirect handler, and a 3xx is refused below.
+const pools = new Map<string, Pool>();
+
+function poolFor(origin: string): Pool {
+  let pool = pools.get(origin);
+  if (pool === undefined) {
+    pool = new Pool(origin, { connections: 64, maxResponseSize: MAX_BODY_BYTES, keepAliveTimeout: 4_000 });
+    pools.set(origin, pool);
+  }
+  return pool;
+}
+
+/** Response headers as one lowercase record (a repeated header joined with ", ", as node:http does for most). */
+function headerRecord(raw: readonly Buffer[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
+  }
+  return headers;
+}
+
+function failureOf(error: Error, aborted: boolean): GitLabFailure {
+  if (aborted || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError) return 'timeout';
+  if (error instanceof errors.ResponseExceededMaxSizeError) return 'not_json';
+  return 'unreachable';
+}
+
+const ABORTED = 'GitLab API call aborted';
+
 /**
- * GET `target` as JSON. `timeoutMs` bounds the socket, so an abandoned call still ends; `signal` (optional) stops it
- * earlier. Callers without a signal race their own deadline (gatherFacts). A redirect is refused, never followed: a
- * PRIVATE-TOKEN header must not reach another host.
+ * GET `target` as JSON through undici's dispatcher: no stream per response, the chunks are kept and parsed once at the
+ * end. `timeoutMs` bounds the wait for the headers and each gap in the body, so an abandoned call still ends;
+ * `signal` (optional) stops it earlier. Callers without a signal race their own deadline (gatherFacts). A redirect is
+ * refused, never followed: a PRIVATE-TOKEN header must not reach another host.
  */
 export function getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse> {
-  const path = target.path.includes('?') ? target.path.slice(0, target.path.indexOf('?')) : target.path;
-  let timedOut = false;
+  const query = target.path.indexOf('?');
+  const path = query < 0 ? target.path : target.path.slice(0, query);
   return new Promise<JsonResponse>((resolve, reject) => {
-    const fail = (failure: 'unreachable' | 'timeout', error: unknown) =>
-      reject(new GitLabApiError(timedOut || signal?.aborted ? 'timeout' : failure, path, undefined, undefined, { cause: { message: error instanceof Error ? error.message : String(error) } }));
-    const request = (target.secure ? httpsRequest : httpRequest)(
-      { method: 'GET', hostname: target.hostname, port: target.port, path: target.path, agent: target.secure ? agents.https : agents.http, headers, timeout: timeoutMs, ...(signal ? { signal } : {}) },
-      (response) => {
-        const status = response.statusCode ?? 0;
-        if (status >= 300 && status < 400) {
-          response.resume();
-          reject(new GitLabApiError('unreachable', path, status, undefined, { cause: { message: 'redirect refused' } }));
-          return;
-        }
-        if (status < 200 || status >= 300) {
-          response.resume();
-          reject(new GitLabApiError('status', path, status, retryAfter(response.headers['retry-after'])));
-          return;
-        }
-        if (!JSON_TYPE.test(response.headers['content-type'] ?? '')) {
-          response.resume();
-          reject(new GitLabApiError('not_json', path, status, undefined));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) {
-            response.destroy();
-            reject(new GitLabApiError('not_json', path, status, undefined));
-            return;
+    let settled = false;
+    let aborted = false;
+    let cancel: ((err?: Error) => void) | undefined;
+    let status = 0;
+    let responseHeaders: Record<string, string> = {};
+    const chunks: Buffer[] = [];
+    const settle = (outcome: JsonResponse | GitLabApiError): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      if (outcome instanceof GitLabApiError) reject(outcome);
+      else resolve(outcome);
+    };
+    const onAbort = (): void => {
+      aborted = true;
+      cancel?.(new Error(ABORTED));
+      settle(new GitLabApiError('timeout', path, undefined, undefined));
+    };
+    if (signal?.aborted) {
+      settle(new GitLabApiError('timeout', path, undefined, undefined));
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    poolFor(target.origin).dispatch(
+      { method: 'GET', path: target.path, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+      {
+        onConnect(abort) {
+          cancel = abort;
+          if (aborted) abort(new Error(ABORTED));
+        },
+        onHeaders(code, rawHeaders) {
+          if (code < 200) return true; // 1xx: informational, the answer follows
+          status = code;
+          responseHeaders = headerRecord(rawHeaders);
+          if (status >= 300 && status < 400) {
+            settle(new GitLabApiError('unreachable', path, status, undefined, { cause: { message: 'redirect refused' } }));
+          } else if (status >= 300) {
+            settle(new GitLabApiError('status', path, status, retryAfter(responseHeaders['retry-after'])));
+          } else if (!JSON_TYPE.test(responseHeaders['content-type'] ?? '')) {
+            settle(new GitLabApiError('not_json', path, status, undefined));
           }
-          chunks.push(chunk);
-        });
-        response.on('error', (error) => fail('unreachable', error));
-        response.on('end', () => {
+          return true; // a refused answer is still read to its end (bounded), so its socket stays reusable
+        },
+        onData(chunk) {
+          if (!settled) chunks.push(chunk);
+          return true;
+        },
+        onComplete() {
+          if (settled) return;
           let body: unknown;
           try {
             body = JSON.parse((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString('utf8'));
           } catch {
-            reject(new GitLabApiError('not_json', path, status, undefined));
+            settle(new GitLabApiError('not_json', path, status, undefined));
             return;
           }
-          // Node's own header object: single-valued headers are strings, and gitbeaker reads only `link` of it.
-          resolve({ body, headers: response.headers as Record<string, string>, status });
-        });
+          settle({ body, headers: responseHeaders, status });
+        },
+        onError(error) {
+          settle(new GitLabApiError(failureOf(error, aborted), path, status === 0 ? undefined : status, undefined, { cause: { message: error.message } }));
+        },
       },
     );
-    request.on('error', (error) => fail('unreachable', error));
-    request.on('timeout', () => {
-      timedOut = true;
-      request.destroy(new Error('GitLab API deadline'));
-    });
-    request.end();
   });
 }
 
@@ -170,8 +211,7 @@ export async function resolveHeaders(resource: ResourceOptions): Promise<Record<
 export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn {
   return (resource: ResourceOptions): Requester => {
     const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
-    const { secure, hostname, port } = targetOf(base);
-    const origin = { secure, hostname, port };
+    const origin = base.origin;
     // Resolved once per client (the broker builds its clients with the fixed read_api token it read at start): the
     // pending promise first, then the plain object itself, so later calls do not wait a microtask for it.
     let headers: Promise<Record<string, string>> | Record<string, string> | undefined;
@@ -186,7 +226,7 @@ export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn 
         },
       );
       const search = query ? `?${query}` : '';
-      return getJson({ ...origin, path: `${base.pathname}${endpoint}${search}` }, headers instanceof Promise ? await headers : headers, timeoutMs);
+      return getJson({ origin, path: `${base.pathname}${endpoint}${search}` }, headers instanceof Promise ? await headers : headers, timeoutMs);
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };
