@@ -1,7 +1,7 @@
 /**
  * The floor: the least an exchange can do on Node, as a reference for the broker's figures. Plain node:http, the same
  * I/O as a token exchange (read the body; verify the RS256 ID token with node's one-shot verify; one kept-alive GET of
- * the job from the stand-in; two audit lines through a group-committed file append, each awaited; sign an ES256 JWT;
+ * the job from the stand-in (undici's dispatcher, as the broker uses); two audit lines through a group-committed file append, each awaited; sign an ES256 JWT;
  * answer JSON), and nothing else: no policy, no claim checks, no replay store, no SDKs, no metrics.
  * FLOOR_JOB=0 leaves out the job lookup. With `linkerd` CA files in the settings it answers a linkerd request instead
  * of signing a JWT: the body's CSR goes through the broker's own certificate authority (`issue()`: CSR parse, proof of
@@ -10,8 +10,9 @@
  */
 import { createPublicKey, createPrivateKey, generateKeyPairSync, randomUUID, sign, verify, type JsonWebKey } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { Agent, createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
 import { createCertificateAuthority } from '../src/adapters/ca/index.js';
 import type { GitLabPrincipal, PipelineSubject } from '../src/core/claims.js';
 import type { ChildMessage, ChildRequest, ChildSettings } from './broker-child.js';
@@ -26,7 +27,8 @@ const signingKey = createPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-2
 const header = Buffer.from('{"alg":"ES256","kid":"floor","typ":"JWT"}').toString('base64url');
 const gitlab = new URL(settings.issuer);
 const ca = settings.linkerd ? createCertificateAuthority({ trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd }, new Date()) : undefined;
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+// The broker's own GitLab client (undici's dispatcher), with none of its checks.
+const gitlabPool = new Pool(gitlab.origin, { connections: 64 });
 const audit = await open(settings.auditFile, 'a');
 let queued: string[] = [];
 let waiting: Array<() => void> = [];
@@ -55,14 +57,17 @@ function auditLine(record: Record<string, unknown>): Promise<void> {
 
 function jobStatus(project: string, job: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ agent, hostname: gitlab.hostname, port: gitlab.port, path: `/api/v4/projects/${project}/jobs/${job}`, headers: { 'private-token': 'floor', accept: 'application/json' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve((JSON.parse(body) as { status: string }).status));
-    });
-    req.on('error', reject);
-    req.end();
+    const chunks: Buffer[] = [];
+    gitlabPool.dispatch(
+      { method: 'GET', path: `/api/v4/projects/${project}/jobs/${job}`, headers: { 'private-token': 'floor', accept: 'application/json' } },
+      {
+        onConnect() {},
+        onHeaders: () => true,
+        onData: (chunk) => chunks.push(chunk) > 0,
+        onComplete: () => resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { status: string }).status),
+        onError: reject,
+      },
+    );
   });
 }
 
