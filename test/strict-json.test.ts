@@ -1,7 +1,7 @@
 /** The duplicate/prototype key scanner that guards every token payload and request body. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findJsonKeyProblem } from '../src/core/strict-json.js';
+import { findJsonKeyProblem, parseStrictJson } from '../src/core/strict-json.js';
 
 const cases: Array<{ name: string; text: string; expected: ReturnType<typeof findJsonKeyProblem> }> = [
   { name: 'a plain object', text: '{"a":"1","b":{"c":[1,2,{"d":"x"}]}}', expected: undefined },
@@ -34,5 +34,54 @@ describe('findJsonKeyProblem', () => {
       if (expected !== undefined) continue;
       assert.doesNotThrow(() => JSON.parse(text), text);
     }
+  });
+});
+
+/** Texts with nested objects and arrays, some with a key repeated or a forbidden key, some with escapes. */
+function* generatedTexts(count: number): Generator<string> {
+  let seed = 7;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor(seed / 65536) % n; // the high bits: an LCG's low bits repeat with a short period
+  };
+  const keys = ['a', 'b', 'c', 'k\\"', '\\u0061', '__proto__', 'constructor', 'x,y', 'p:q'];
+  const value = (depth: number): string => {
+    const pick = depth === 0 ? 5 : random(depth > 3 ? 3 : 6);
+    if (pick === 0) return '"v\\"{,}"';
+    if (pick === 1) return String(random(100));
+    if (pick === 2) return 'true';
+    if (pick === 3) return `[${Array.from({ length: random(3) }, () => value(depth + 1)).join(',')}]`;
+    const names = Array.from({ length: random(4) }, () => keys[random(keys.length)] as string);
+    return `{${names.map((name) => `"${name}":${value(depth + 1)}`).join(',')}}`;
+  };
+  for (let i = 0; i < count; i++) yield value(0);
+}
+
+describe('parseStrictJson', () => {
+  for (const { name, text, expected } of cases) {
+    it(`${name}: the same verdict as the scanner`, () => {
+      const result = parseStrictJson(text);
+      if (expected === undefined) assert.deepEqual(result, { value: JSON.parse(text) });
+      else assert.deepEqual(result, { problem: expected });
+    });
+  }
+
+  it('agrees with the scanner on 3,000 generated texts, duplicates and forbidden keys among them', () => {
+    let refused = 0;
+    for (const text of generatedTexts(3000)) {
+      const scanned = findJsonKeyProblem(text);
+      const result = parseStrictJson(text);
+      if (scanned === undefined) assert.deepEqual(result, { value: JSON.parse(text) }, text);
+      else {
+        assert.deepEqual(result, { problem: scanned }, text);
+        refused++;
+      }
+    }
+    assert.ok(refused > 300 && refused < 2700, `both kinds of text were generated (${refused} refused)`);
+  });
+
+  it('refuses text that is not JSON, without scanning it', () => {
+    assert.deepEqual(parseStrictJson('{"a":1,'), { problem: { kind: 'syntax' } });
+    assert.deepEqual(parseStrictJson(''), { problem: { kind: 'syntax' } });
   });
 });

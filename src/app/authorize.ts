@@ -7,7 +7,7 @@ import { subjectOf, type GitLabPrincipal, type PipelineSubject } from '../core/c
 import { BrokerError } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import { decide, factNeeds, preEvaluate, type Decision, type Facts } from '../core/policy/evaluate.js';
-import { findJsonKeyProblem } from '../core/strict-json.js';
+import { parseStrictJson } from '../core/strict-json.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import type { TrustedIssuer } from '../ports.js';
 import type { BrokerDeps } from './deps.js';
@@ -18,14 +18,8 @@ export function sha256Hex(text: string): string {
 
 /** Body text → grant request; malformed JSON, duplicate keys, unknown fields or grants → invalid_request. */
 export function parseGrantRequest(bodyText: string): GrantRequest {
-  const problem = findJsonKeyProblem(bodyText);
+  const { value: data, problem } = parseStrictJson(bodyText);
   if (problem) throw new BrokerError('invalid_request', problem.kind === 'syntax' ? 'the body is not valid JSON' : `the body has a ${problem.kind} key ${JSON.stringify(problem.key)}`);
-  let data: unknown;
-  try {
-    data = JSON.parse(bodyText);
-  } catch {
-    throw new BrokerError('invalid_request', 'the body is not valid JSON');
-  }
   const parsed = grantRequestSchema.safeParse(data);
   if (!parsed.success) {
     const first = parsed.error.issues[0];

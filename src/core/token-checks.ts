@@ -3,7 +3,7 @@
  * Signature verification happens in the adapter between `inspectUnverified` and `checkTimes`.
  */
 import { BrokerError } from './errors.js';
-import { findJsonKeyProblem } from './strict-json.js';
+import { parseStrictJson } from './strict-json.js';
 
 /** Larger than any GitLab ID token; checked before decoding anything. */
 export const MAX_TOKEN_LENGTH = 12 * 1024;
@@ -26,15 +26,9 @@ function decodeSegment(segment: string, what: string, decode: (segment: string) 
   } catch {
     throw new BrokerError('invalid_token', `${what} is not base64url`);
   }
-  const problem = findJsonKeyProblem(text);
+  const { value, problem } = parseStrictJson(text);
   if (problem) {
     throw new BrokerError('invalid_token', problem.kind === 'syntax' ? `${what} is not JSON` : `${what} has a ${problem.kind} key ${JSON.stringify(problem.key)}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new BrokerError('invalid_token', `${what} is not JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BrokerError('invalid_token', `${what} is not a JSON object`);
   return { text, value: value as Record<string, unknown> };
