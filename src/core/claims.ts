@@ -30,18 +30,27 @@ export const PATH_CLAIMS: ReadonlySet<string> = new Set([
 ]);
 
 export type GitLabPrincipal = Readonly<Record<RequiredClaim, string>> &
-  Readonly<Partial<Record<OptionalClaim, string>>> & {
+  Readonly<Record<OptionalClaim, string | undefined>> & {
     readonly aud: string;
     readonly exp: number;
     readonly iat: number;
     readonly nbf: number | undefined;
-    /** Every string claim by name, for policy matching; a Map so no claim can shadow a prototype property. */
-    readonly claims: ReadonlyMap<string, string>;
   };
+
+const STRING_CLAIMS: ReadonlySet<string> = new Set<string>([...REQUIRED_STRING_CLAIMS, ...OPTIONAL_STRING_CLAIMS]);
+
+/**
+ * A string claim by name, for policy matching: undefined when the token does not carry it, and for every name that
+ * is not a string claim, so no policy can read a prototype property or a numeric date through it.
+ */
+export function claimValue(principal: GitLabPrincipal, name: string): string | undefined {
+  if (!STRING_CLAIMS.has(name)) return undefined;
+  const value = (principal as unknown as Readonly<Record<string, unknown>>)[name];
+  return typeof value === 'string' ? value : undefined;
+}
 
 const SHA = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 const DIGITS = /^[1-9][0-9]{0,19}$/;
-const ID_CLAIMS = ['namespace_id', 'project_id', 'user_id', 'pipeline_id', 'job_id'] as const;
 const MAX_CLAIM_LENGTH = 2048;
 
 function invalid(detail: string): never {
@@ -59,45 +68,79 @@ function readNumericDate(payload: Record<string, unknown>, name: string, require
 
 /**
  * Parse a signature-verified payload into a principal, naming the first missing or mistyped claim.
+ * The principal is one object literal with every claim in it (absent optional claims are undefined), so all
+ * principals share one hidden class: a principal filled key by key turned into a dictionary-mode object, and every
+ * later read of a claim (policy, audit, minting) was a hash lookup.
  * @example parsePrincipal(payload, 'https://broker.example.com')
  */
 export function parsePrincipal(payload: unknown, audience: string): GitLabPrincipal {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) invalid('payload must be an object');
   const raw = payload as Record<string, unknown>;
-  const claims = new Map<string, string>();
-  // A plain object is safe here: its keys come only from the two constant claim lists, never from the token.
-  const fields: Record<string, unknown> = {};
-  for (const name of REQUIRED_STRING_CLAIMS) {
+  const required = (name: RequiredClaim): string => {
     const value = Object.hasOwn(raw, name) ? raw[name] : undefined;
     if (value === undefined || value === null) invalid(`missing claim ${name}`);
     if (typeof value !== 'string') invalid(`claim ${name} must be a string`);
     if (value.length === 0 || value.length > MAX_CLAIM_LENGTH) invalid(`claim ${name} has an invalid length`);
-    claims.set(name, value);
-    fields[name] = value;
-  }
-  for (const name of OPTIONAL_STRING_CLAIMS) {
+    return value;
+  };
+  const id = (name: RequiredClaim): string => {
+    const value = required(name);
+    if (!DIGITS.test(value)) invalid(`claim ${name} must be a decimal id`);
+    return value;
+  };
+  const optional = (name: OptionalClaim): string | undefined => {
     const value = Object.hasOwn(raw, name) ? raw[name] : undefined;
-    if (value === undefined || value === null) continue;
+    if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string') {
-      if (name === 'groups_direct') continue; // an array in GitLab; never matched on
+      if (name === 'groups_direct') return undefined; // an array in GitLab; never matched on
       invalid(`claim ${name} must be a string`);
     }
     if (value.length > MAX_CLAIM_LENGTH) invalid(`claim ${name} is too long`);
-    claims.set(name, value);
-    fields[name] = value;
-  }
-  for (const name of ID_CLAIMS) {
-    if (!DIGITS.test((fields[name] as string | undefined) ?? '')) invalid(`claim ${name} must be a decimal id`);
-  }
-  if (!SHA.test(fields.sha as string)) invalid('claim sha must be a hex commit id');
-  if (fields.ref_type !== 'branch' && fields.ref_type !== 'tag') invalid('claim ref_type must be branch or tag');
-  if (!(fields.ref_path as string).startsWith('refs/')) invalid('claim ref_path must start with refs/');
-  fields.exp = readNumericDate(raw, 'exp', true);
-  fields.iat = readNumericDate(raw, 'iat', true);
-  fields.nbf = readNumericDate(raw, 'nbf', false);
-  fields.aud = audience;
-  fields.claims = claims;
-  return Object.freeze(fields) as GitLabPrincipal;
+    return value;
+  };
+  // Required claims first, each checked in the order of REQUIRED_STRING_CLAIMS, so the first bad one is named.
+  const principal = {
+    iss: required('iss'),
+    sub: required('sub'),
+    jti: required('jti'),
+    namespace_id: id('namespace_id'),
+    namespace_path: required('namespace_path'),
+    project_id: id('project_id'),
+    project_path: required('project_path'),
+    user_id: id('user_id'),
+    user_login: required('user_login'),
+    pipeline_id: id('pipeline_id'),
+    pipeline_source: required('pipeline_source'),
+    job_id: id('job_id'),
+    ref: required('ref'),
+    ref_type: required('ref_type'),
+    ref_path: required('ref_path'),
+    ref_protected: required('ref_protected'),
+    sha: required('sha'),
+    user_email: optional('user_email'),
+    user_access_level: optional('user_access_level'),
+    job_project_id: optional('job_project_id'),
+    job_project_path: optional('job_project_path'),
+    job_namespace_id: optional('job_namespace_id'),
+    job_namespace_path: optional('job_namespace_path'),
+    environment: optional('environment'),
+    environment_protected: optional('environment_protected'),
+    deployment_tier: optional('deployment_tier'),
+    environment_action: optional('environment_action'),
+    runner_environment: optional('runner_environment'),
+    ci_config_ref_uri: optional('ci_config_ref_uri'),
+    ci_config_sha: optional('ci_config_sha'),
+    project_visibility: optional('project_visibility'),
+    groups_direct: optional('groups_direct'),
+    aud: audience,
+    exp: readNumericDate(raw, 'exp', true) as number,
+    iat: readNumericDate(raw, 'iat', true) as number,
+    nbf: readNumericDate(raw, 'nbf', false),
+  } satisfies GitLabPrincipal;
+  if (!SHA.test(principal.sha)) invalid('claim sha must be a hex commit id');
+  if (principal.ref_type !== 'branch' && principal.ref_type !== 'tag') invalid('claim ref_type must be branch or tag');
+  if (!principal.ref_path.startsWith('refs/')) invalid('claim ref_path must start with refs/');
+  return Object.freeze(principal);
 }
 
 /** The pipeline facts that travel into audit records, responses and minted credentials. */

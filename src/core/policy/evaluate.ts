@@ -10,7 +10,7 @@ import {
   type ApprovalFacts,
   type Approver,
 } from '../approvals.js';
-import type { GitLabPrincipal } from '../claims.js';
+import { claimValue, type GitLabPrincipal } from '../claims.js';
 import type { ErrorCode, Reason } from '../errors.js';
 import { checkGrants, type GrantCheck, type GrantRequest } from '../grants.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
@@ -90,7 +90,7 @@ function evaluateConditions(rule: CompiledRule, principal: GitLabPrincipal): Con
     results.push({ name: 'iss', expected: rule.issuer, actual: principal.iss, ok: rule.issuer === principal.iss });
   }
   for (const matcher of rule.conditions) {
-    const actual = principal.claims.get(matcher.claim);
+    const actual = claimValue(principal, matcher.claim);
     results.push({ name: matcher.claim, expected: matcher.expected, actual: actual ?? null, ok: matcher.matches(actual) });
   }
   return results;
