@@ -1,0 +1,64 @@
+/** The key-free checks on an ID token's shape and header (core/token-checks.ts), before any key is looked up. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isBrokerError } from '../src/core/errors.js';
+import { inspectUnverified, MAX_TOKEN_LENGTH } from '../src/core/token-checks.js';
+
+const decode = (segment: string): string => Buffer.from(segment, 'base64url').toString('utf8');
+const segment = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+const HEADER = segment({ alg: 'RS256', kid: 'key-1', typ: 'JWT' });
+const PAYLOAD = segment({ iss: 'https://gitlab.example.com', project_id: '20' });
+const SIGNATURE = Buffer.alloc(256, 7).toString('base64url');
+
+function refusal(token: string): string {
+  try {
+    inspectUnverified(token, decode);
+  } catch (err) {
+    assert.ok(isBrokerError(err), String(err));
+    assert.equal(err.code, 'invalid_token');
+    return err.detail;
+  }
+  return assert.fail('accepted');
+}
+
+describe('inspectUnverified: shape', () => {
+  it('accepts a compact JWS and returns kid, iss and the parsed payload', () => {
+    const token = inspectUnverified(`${HEADER}.${PAYLOAD}.${SIGNATURE}`, decode);
+    assert.equal(token.kid, 'key-1');
+    assert.equal(token.iss, 'https://gitlab.example.com');
+    assert.deepEqual(token.payload, { iss: 'https://gitlab.example.com', project_id: '20' });
+  });
+
+  const cases: Array<{ name: string; token: string; detail: RegExp }> = [
+    { name: 'two segments', token: `${HEADER}.${PAYLOAD}`, detail: /compact JWS/ },
+    { name: 'four segments', token: `${HEADER}.${PAYLOAD}.${SIGNATURE}.${SIGNATURE}`, detail: /compact JWS/ },
+    { name: 'an empty signature', token: `${HEADER}.${PAYLOAD}.`, detail: /compact JWS/ },
+    { name: 'a one-character segment', token: `${HEADER}.${PAYLOAD}.A`, detail: /compact JWS/ },
+    { name: 'standard base64 characters', token: `${HEADER}.${PAYLOAD}.${SIGNATURE.slice(0, -2)}+/`, detail: /compact JWS/ },
+    { name: 'padding', token: `${HEADER}.${PAYLOAD}.${SIGNATURE}==`, detail: /compact JWS/ },
+    { name: 'whitespace', token: `${HEADER}.${PAYLOAD} .${SIGNATURE}`, detail: /compact JWS/ },
+    { name: 'a header segment over 1 KiB', token: `${segment({ alg: 'RS256', kid: 'k'.repeat(900), typ: 'JWT' })}.${PAYLOAD}.${SIGNATURE}`, detail: /compact JWS/ },
+    { name: 'a signature segment over 2 KiB', token: `${HEADER}.${PAYLOAD}.${'A'.repeat(2049)}`, detail: /compact JWS/ },
+    { name: 'a token over the length limit', token: `${HEADER}.${'A'.repeat(MAX_TOKEN_LENGTH)}.${SIGNATURE}`, detail: /too long/ },
+    { name: 'a header that is not JSON', token: `${Buffer.from('{"alg":').toString('base64url')}.${PAYLOAD}.${SIGNATURE}`, detail: /header is not JSON/ },
+    { name: 'a jku header', token: `${segment({ alg: 'RS256', kid: 'k', jku: 'https://evil.example' })}.${PAYLOAD}.${SIGNATURE}`, detail: /jku is not allowed/ },
+    { name: 'a duplicate payload key', token: `${HEADER}.${Buffer.from('{"iss":"a","iss":"b"}').toString('base64url')}.${SIGNATURE}`, detail: /duplicate key "iss"/ },
+    { name: 'a payload without iss', token: `${HEADER}.${segment({ sub: 'x' })}.${SIGNATURE}`, detail: /missing claim iss/ },
+  ];
+  for (const { name, token, detail } of cases) {
+    it(`refuses ${name}`, () => {
+      assert.match(refusal(token), detail);
+    });
+  }
+
+  it('draws the segment limits exactly at 1 KiB (header) and 2 KiB (signature)', () => {
+    const header = (bytes: number): string => segment({ alg: 'RS256', kid: 'k'.repeat(bytes - 36), typ: 'JWT' }); // 36: the JSON around the kid
+    assert.equal(header(768).length, 1024);
+    assert.equal(header(771).length, 1028);
+    // A 1 KiB header passes the shape check and is refused for its kid (at most 256 characters), one block past it is not.
+    assert.match(refusal(`${header(768)}.${PAYLOAD}.${SIGNATURE}`), /kid/);
+    assert.match(refusal(`${header(771)}.${PAYLOAD}.${SIGNATURE}`), /compact JWS/);
+    const longSignature = inspectUnverified(`${HEADER}.${PAYLOAD}.${'A'.repeat(2048)}`, decode);
+    assert.equal(longSignature.kid, 'key-1');
+  });
+});
