@@ -1,10 +1,17 @@
 /**
  * The GitLab transport (http-get.ts) against a real HTTP server on loopback: how it reads answers (length-delimited,
- * chunked, after an informational 1xx), and how every answer it must not trust fails with its failure kind.
+ * chunked, after an informational 1xx), how every answer it must not trust fails with its failure kind, and that it
+ * verifies the server's certificate over TLS.
  */
 import * as assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { getJson, GitLabApiError, targetOf, type JsonResponse } from '../src/adapters/gitlab/http-get.js';
 
@@ -167,5 +174,56 @@ describe('GitLab transport (http-get.ts)', () => {
     await new Promise((resolve) => closed.close(resolve));
     const error = await failure(getJson(targetOf(new URL(`http://127.0.0.1:${port}/x`)), {}, 3_000));
     assert.equal(error.failure, 'unreachable');
+  });
+});
+
+describe('GitLab transport over TLS', () => {
+  // A child process, because Node reads NODE_EXTRA_CA_CERTS once at start: the way an operator trusts a private CA.
+  const transport = new URL('../src/adapters/gitlab/http-get.js', import.meta.url).href;
+  const probe = `
+    const { getJson, targetOf, GitLabApiError } = await import(${JSON.stringify(transport)});
+    try {
+      const response = await getJson(targetOf(new URL(process.argv[1])), { accept: 'application/json' }, 5000);
+      console.log(JSON.stringify({ body: response.body }));
+    } catch (err) {
+      console.log(JSON.stringify({ failure: err instanceof GitLabApiError ? err.failure : String(err), cause: err.cause?.message }));
+    }`;
+  let dir: string;
+  let server: HttpsServer;
+  let url: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gitlab-tls-'));
+    await promisify(execFile)('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ]);
+    server = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"running"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/api/v4/projects/1/jobs/2`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function run(env: NodeJS.ProcessEnv): Promise<{ body?: unknown; failure?: string; cause?: string }> {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', probe, url], { env });
+    return JSON.parse(stdout) as { body?: unknown; failure?: string; cause?: string };
+  }
+
+  it('reads the answer when the server certificate chains to a trusted CA', async () => {
+    assert.deepEqual(await run({ ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') }), { body: { status: 'running' } });
+  });
+
+  it('refuses a server certificate that nothing trusts, as unreachable', async () => {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const result = await run(env);
+    assert.equal(result.failure, 'unreachable');
+    assert.match(result.cause ?? '', /self[- ]signed|certificate/i);
   });
 });
