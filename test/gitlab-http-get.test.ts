@@ -22,6 +22,7 @@ const NINE_MIB = 9 * 1024 * 1024;
 const routes: Record<string, Route> = {
   '/length': (_req, res) => {
     res.setHeader('Set-Cookie', ['a=1', 'b=2']);
+    res.setHeader('__proto__', 'just-a-header');
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'X-Total': '3', Link: '<next>; rel="next"' }).end('{"status":"running"}');
   },
   '/chunked': (_req, res) => {
@@ -106,6 +107,8 @@ describe('GitLab transport (http-get.ts)', () => {
     assert.equal(response.headers['x-total'], '3');
     assert.equal(response.headers.link, '<next>; rel="next"');
     assert.equal(response.headers['set-cookie'], 'a=1, b=2');
+    assert.ok(Object.hasOwn(response.headers, '__proto__'), 'a header named __proto__ is an own entry, not a prototype');
+    assert.equal(response.headers.__proto__, 'just-a-header');
     const seen = headersSeen[headersSeen.length - 1];
     assert.equal(seen?.['private-token'], 'glpat-secret');
     assert.equal(seen?.accept, 'application/json');

@@ -47,16 +47,15 @@ function normalisePagination(url: URL, headers: Record<string, string>): void {
 }
 
 /**
- * One GET over node:http(s) with kept-alive sockets (http-get.ts), not fetch: Node 20's fetch cost ~300 µs more CPU per
- * call, and an approval-gated exchange makes several (docs/performance.md). Same rules as before: no redirects, the
- * deadline's signal, JSON only, errors that name a path and a status.
+ * One GET through the shared GitLab transport (http-get.ts: undici's pools, kept-alive sockets), not fetch: Node 20's
+ * fetch cost ~300 µs more CPU per call, and an approval-gated exchange makes several (docs/performance.md). Same rules
+ * as before: no redirects, the deadline's signal, JSON only, errors that name a path and a status. The response's
+ * header record is its own (built per response), so pagination is normalised in place.
  */
 async function fetchJson(url: URL, headers: Record<string, string>, signal: AbortSignal, maxMs: number): Promise<JsonResponse> {
   const response = await getJson(targetOf(url), headers, maxMs, signal);
-  const plain: Record<string, string> = {};
-  for (const [key, value] of Object.entries(response.headers)) plain[key] = Array.isArray(value) ? value.join(', ') : String(value);
-  normalisePagination(url, plain);
-  return { body: response.body, headers: plain, status: response.status };
+  normalisePagination(url, response.headers);
+  return response;
 }
 
 /** Wait for a shared fetch, leaving it (and aborting it when nobody else waits) when this caller's deadline fires. */

@@ -78,9 +78,12 @@ function poolFor(origin: string): Pool {
   return pool;
 }
 
-/** Response headers as one lowercase record (a repeated header joined with ", ", as node:http does for most). */
+/**
+ * Response headers as one lowercase record (a repeated header joined with ", ", as node:http does for most), without a
+ * prototype as node:http's own, so a header named like an Object.prototype member is just a header.
+ */
 function headerRecord(raw: readonly Buffer[]): Record<string, string> {
-  const headers: Record<string, string> = {};
+  const headers = Object.create(null) as Record<string, string>;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
     const value = (raw[i + 1] as Buffer).toString('latin1');
