@@ -1,40 +1,46 @@
 /**
  * JSON.parse keeps the last of duplicate keys and happily creates "__proto__" own properties; a token whose claims
- * read differently to two parsers is an attack on whichever parser is not ours. This scanner walks the text once and
- * refuses duplicate keys and prototype-polluting keys before anything else reads it.
+ * read differently to two parsers is an attack on whichever parser is not ours. findJsonKeyProblem walks the text once
+ * and names the first duplicate or prototype-polluting key; parseStrictJson refuses the same texts at little more than
+ * JSON.parse's own cost, and asks the scanner only to name what it refused.
  */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export type StrictJsonProblem = { readonly kind: 'duplicate' | 'forbidden'; readonly key: string } | { readonly kind: 'syntax' };
+
+/**
+ * The index of the quote that closes the string whose content starts at `start`, or -1 when nothing closes it.
+ * `nextEscape` is the first backslash at or after `start` (or -1): when none comes before the first quote, as in nearly
+ * every token, one native search finds the end instead of a loop per character.
+ */
+function closingQuote(text: string, start: number, nextEscape: number): number {
+  const quote = text.indexOf('"', start);
+  if (quote === -1 || nextEscape === -1 || nextEscape > quote) return quote;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c /* \ */) i++;
+    else if (c === 0x22 /* " */) return i;
+  }
+  return -1;
+}
 
 export function findJsonKeyProblem(text: string, maxDepth = 32): StrictJsonProblem | undefined {
   const stack: Array<Set<string> | null> = []; // null marks an array
   let i = 0;
   const n = text.length;
   let expectKey = false;
-  let nextEscape = text.indexOf('\\'); // -1 in nearly every token: then no string needs a per-character walk
+  let nextEscape = text.indexOf('\\'); // -1 in nearly every token (closingQuote)
   while (i < n) {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
       const start = i + 1;
-      let plain = true; // no escapes: the key is its own text (a raw control character fails JSON.parse later)
-      const close = text.indexOf('"', start);
-      if (close === -1) return { kind: 'syntax' };
       if (nextEscape !== -1 && nextEscape < start) nextEscape = text.indexOf('\\', start);
-      if (nextEscape === -1 || nextEscape > close) {
-        i = close; // the common case: one native search instead of a loop per character
-      } else {
-        plain = false;
-        i = start;
-        while (i < n) {
-          const c = text.charCodeAt(i);
-          if (c === 0x5c /* \ */) i += 2;
-          else if (c === 0x22) break;
-          else i++;
-        }
-        nextEscape = text.indexOf('\\', i);
-      }
-      if (i >= n) return { kind: 'syntax' };
+      const close = closingQuote(text, start, nextEscape);
+      if (close === -1) return { kind: 'syntax' };
+      // Without escapes the key is its own text (a raw control character fails JSON.parse later).
+      const plain = nextEscape === -1 || nextEscape > close;
+      if (!plain) nextEscape = text.indexOf('\\', close);
+      i = close;
       const top = stack[stack.length - 1];
       if (expectKey && top) {
         let key: string;
@@ -83,19 +89,11 @@ function countSpelledKeys(text: string): number {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
       const start = i + 1;
-      const close = text.indexOf('"', start);
-      if (close === -1) return -1;
       if (nextEscape !== -1 && nextEscape < start) nextEscape = text.indexOf('\\', start);
-      if (nextEscape === -1 || nextEscape > close) {
-        i = close;
-      } else {
-        for (i = start; i < text.length; i++) {
-          const c = text.charCodeAt(i);
-          if (c === 0x5c /* \ */) i++;
-          else if (c === 0x22) break;
-        }
-        nextEscape = text.indexOf('\\', i);
-      }
+      const close = closingQuote(text, start, nextEscape);
+      if (close === -1) return -1;
+      if (nextEscape !== -1 && nextEscape < close) nextEscape = text.indexOf('\\', close);
+      i = close;
       if (expectKey) count++;
       expectKey = false;
     } else if (ch === 0x7b /* { */) {

@@ -46,10 +46,11 @@ export function createGitLabJobStatusSource(options: { token: (issuer: TrustedIs
       if (signal.aborted) throw new BrokerError('upstream_unavailable', 'GitLab job lookup: deadline passed', { cause: signal.reason });
       // The job runs in job_project_id (differs from project_id only in fork pipelines).
       const project = principal.job_project_id ?? principal.project_id;
+      const show = (jobs: JobsClient) => jobs.show(project, Number(principal.job_id));
       let job: unknown;
       try {
         const jobs = client(issuer);
-        job = await (jobs instanceof Promise ? jobs.then((built) => built.show(project, Number(principal.job_id))) : jobs.show(project, Number(principal.job_id)));
+        job = await (jobs instanceof Promise ? jobs.then(show) : show(jobs));
       } catch (err) {
         throw isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'GitLab job lookup failed', { cause: err });
       }
