@@ -70,7 +70,7 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
   }
   if (config.linkerd) {
     const report = doctorCa(config.linkerd, new Date());
-    if (report.ok) rows.push(['ok', 'linkerd CA', 'issuer chains to an anchor, is a CA, valid now, key matches']);
+    if (report.ok) rows.push(['ok', 'linkerd CA', 'issuer chains to an anchor, is a CA, valid now, key matches, no URI name constraint or OID arc above 2^28']);
     for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
     for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
   }
