@@ -125,6 +125,10 @@ describe('what Linkerd\'s proxy and Go refuse, checked on the DER', () => {
     assert.match(problems[1] as string, /^anchor carries OID 2\.25\.\d+\.1 with an arc above 2\^28: Go's crypto\/x509/);
   });
 
+  it('a certificate the strict DER reader cannot walk is reported as unchecked, not thrown', () => {
+    assert.deepEqual(consumerProblems([{ name: 'odd', der: Buffer.from([0x30, 0x80, 0x00, 0x00]) }]), ['odd could not be read to check what mesh consumers refuse: bad length']);
+  });
+
   const chains: { name: string; pems: () => Promise<CaPems> }[] = [
     { name: "dev mode's ephemeral CA", pems: async () => mesh },
     { name: 'an issuer constrained to one namespace', pems: () => generateCaMaterial({ ...NAMING, nameConstraints: { namespace: 'ci' } }) },

@@ -89,27 +89,38 @@ export interface NamedCertificate {
   readonly der: Buffer;
 }
 
+function problemsOf({ name, der }: NamedCertificate): string[] {
+  const problems: string[] = [];
+  const uris = uriNameConstraints(der);
+  if (uris.length > 0) {
+    problems.push(
+      `${name} has a URI name constraint (${uris.join(', ')}): Linkerd's proxy (rustls-webpki 0.103.12 and later, ` +
+        'RUSTSEC-2026-0098) rejects every chain that carries one; constrain the issuer by DNS names only (see docs/linkerd.md)',
+    );
+  }
+  const oids = [...new Set(oversizedOids(der))];
+  if (oids.length > 0) {
+    problems.push(
+      `${name} carries OID ${oids.join(', ')} with an arc above 2^28: Go's crypto/x509 (Linkerd's control plane, ` +
+        'Kubernetes, Vault, cert-manager) cannot parse the certificate',
+    );
+  }
+  return problems;
+}
+
 /**
  * One sentence per certificate that a mesh consumer would refuse, with the reason; empty when every consumer accepts
- * the chain.
+ * the chain. A certificate our strict DER reader cannot walk is reported rather than thrown.
  * @example consumerProblems([{ name: '"CN=issuer"', der }]) // ['"CN=issuer" has a URI name constraint (permitted URI:cluster.local): …']
  */
 export function consumerProblems(certificates: readonly NamedCertificate[]): string[] {
   const problems: string[] = [];
-  for (const { name, der } of certificates) {
-    const uris = uriNameConstraints(der);
-    if (uris.length > 0) {
-      problems.push(
-        `${name} has a URI name constraint (${uris.join(', ')}): Linkerd's proxy (rustls-webpki 0.103.12 and later, ` +
-          'RUSTSEC-2026-0098) rejects every chain that carries one; constrain the issuer by DNS names only (see docs/linkerd.md)',
-      );
-    }
-    const oids = [...new Set(oversizedOids(der))];
-    if (oids.length > 0) {
-      problems.push(
-        `${name} carries OID ${oids.join(', ')} with an arc above 2^28: Go's crypto/x509 (Linkerd's control plane, ` +
-          'Kubernetes, Vault, cert-manager) cannot parse the certificate',
-      );
+  for (const certificate of certificates) {
+    try {
+      problems.push(...problemsOf(certificate));
+    } catch (err) {
+      if (!(err instanceof DerError)) throw err;
+      problems.push(`${certificate.name} could not be read to check what mesh consumers refuse: ${err.message}`);
     }
   }
   return problems;
