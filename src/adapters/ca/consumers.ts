@@ -22,14 +22,15 @@ export interface CertificateExtension {
   readonly value: DerElement;
 }
 
-function tbsFields(certificate: Buffer): { certificate: DerElement; fields: DerElement[] } {
-  const outer = expectTag(readElement(certificate, 0), TAG.sequence, 'Certificate');
-  return { certificate: outer, fields: children(expectTag(children(outer)[0], TAG.sequence, 'TBSCertificate')) };
+/** The Certificate element and the fields of its TBSCertificate. */
+function readCertificate(der: Buffer): { whole: DerElement; tbsFields: DerElement[] } {
+  const whole = expectTag(readElement(der, 0), TAG.sequence, 'Certificate');
+  return { whole, tbsFields: children(expectTag(children(whole)[0], TAG.sequence, 'TBSCertificate')) };
 }
 
 /** The extensions of a DER certificate, in order. Throws DerError on a malformed certificate. */
 export function extensionsOf(certificate: Buffer): CertificateExtension[] {
-  const wrapper = tbsFields(certificate).fields.find((field) => field.tag === 0xa3);
+  const wrapper = readCertificate(certificate).tbsFields.find((field) => field.tag === 0xa3);
   if (wrapper === undefined) return [];
   return children(expectTag(children(wrapper)[0], TAG.sequence, 'Extensions')).map((extension) => {
     const [oid, second, third] = children(expectTag(extension, TAG.sequence, 'Extension'));
@@ -50,7 +51,7 @@ function collectOids(element: DerElement, found: string[]): void {
  */
 export function oidsIn(certificate: Buffer): string[] {
   const found: string[] = [];
-  collectOids(tbsFields(certificate).certificate, found);
+  collectOids(readCertificate(certificate).whole, found);
   for (const extension of extensionsOf(certificate)) {
     try {
       collectOids(readElement(content(extension.value), 0), found);
