@@ -109,7 +109,8 @@ describe('oidc-broker dev', () => {
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
-      for (let attempt = 0; attempt < 100 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+      // Up to 30 s: on a loaded machine the child's start-up alone can take several seconds.
+      for (let attempt = 0; attempt < 600 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.match(output, /DEVELOPMENT MODE/);
       assert.match(output, /dev token/);
       const token = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`])).stdout.trim();
