@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -224,10 +226,26 @@ describe('Google access tokens through IAM Credentials', () => {
 
   it('refuses to start with Google SDK debug logging on (it would print access tokens)', () => {
     assert.throws(() => minter({ env: { GOOGLE_SDK_NODE_LOGGING: 'all' } }), /GOOGLE_SDK_NODE_LOGGING/);
+    assert.throws(() => applicationDefaultCredentials({ env: { GOOGLE_SDK_NODE_LOGGING: '*' } }), /GOOGLE_SDK_NODE_LOGGING/);
   });
 
   it('takes a bare origin as google.iamCredentialsUrl', () => {
     assert.throws(() => minter({ iamCredentialsUrl: `${google.url}/v1` }), TypeError);
+  });
+
+  it('works with a service-account key file as ADC (a self-signed JWT, no token endpoint)', async () => {
+    const keyed = 'keyed-broker@broker-project.iam.gserviceaccount.com';
+    const file = await google.keyFile(keyed);
+    google.grantTokenCreator(TARGET, keyed);
+    const m = minter({ auth: applicationDefaultCredentials({ credentialsFile: file }) });
+    const sts = google.calls.sts;
+    const token = await m.mint(plan(), context);
+    assert.ok(google.issued.has(token.accessToken));
+    assert.equal(google.generateRequests.at(-1)?.caller, `serviceAccount:${keyed}`);
+    assert.equal(google.calls.sts, sts, 'no token exchange for a key file');
+    assert.equal(await m.identity(), keyed);
+    const denied = await failure(m.mint(plan({ serviceAccount: UNBOUND }), context));
+    assert.ok(denied.detail.includes(`on ${UNBOUND} for ${keyed}`), denied.detail);
   });
 
   it("knows the broker's identity from the external_account file's impersonation URL", async () => {
@@ -285,5 +303,21 @@ describe('doctor: may the broker mint tokens for a service account (testIamPermi
     assert.equal(await brokerIdentity(auth), UNKNOWN_IDENTITY);
     const result = await checkImpersonation({ auth, serviceAccount: UNBOUND, iamUrl: google.url });
     assert.match(result.fix ?? '', /--member='<the broker's principal>' --role=roles\/iam\.serviceAccountTokenCreator$/);
+  });
+});
+
+describe('loading the Google adapter', () => {
+  const run = (script: string): string =>
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('.', import.meta.url)), encoding: 'utf8' });
+  const gaxLoaded = "Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/google-gax/'))";
+
+  it('costs nothing until used: importing the entry point loads no Google library', () => {
+    const out = run(`import { createRequire } from 'node:module'; await import('../src/adapters/google/index.js'); console.log(${gaxLoaded});`);
+    assert.equal(out.trim(), 'false');
+  });
+
+  it('loads the client libraries on first use', () => {
+    const out = run(`import { createRequire } from 'node:module'; const m = await import('../src/adapters/google/index.js'); const a = await m.loadGoogleAdapter(); console.log(${gaxLoaded}, typeof a.createGoogleTokenMinter);`);
+    assert.equal(out.trim(), 'true function');
   });
 });

@@ -6,9 +6,11 @@
  * - IAM Credentials `POST /v1/projects/-/serviceAccounts/<email>:generateAccessToken` (`{ scope, lifetime, delegates }`
  *   → `{ accessToken, expireTime }`), checking the bearer and `roles/iam.serviceAccountTokenCreator` along the chain;
  * - IAM `POST /v1/projects/-/serviceAccounts/<email>:testIamPermissions` (`{ permissions }` → `{ permissions }`).
+ * A service-account key file made at test time also works as ADC: Google's client libraries then send a self-signed
+ * RS256 JWT (`iss` = `sub` = the account, a `scope` claim) as the bearer, which the stand-in verifies with the key's
+ * public half. (Their OAuth JWT-bearer grant cannot be pointed here: google-auth-library posts it to
+ * https://oauth2.googleapis.com/token whatever the key file's `token_uri` says.)
  * Errors use Google's body `{ "error": { "code", "message", "status", "details" } }`; unexpected paths get 501.
- * (A service-account key file cannot be used here: google-auth-library always posts its JWT-bearer grant to
- * https://oauth2.googleapis.com/token, whatever the file's token_uri says.)
  */
 import { createSign, createVerify, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
@@ -57,6 +59,8 @@ export interface StandInGoogle {
   /** Every access token this stand-in issued (STS and IAM Credentials). */
   readonly issued: Set<string>;
   addServiceAccount(email: string): void;
+  /** Write a service-account key file for `email` (a new RSA key, registered with the stand-in); returns its path. */
+  keyFile(email: string): Promise<string>;
   /** Grant `roles/iam.serviceAccountTokenCreator` on `target` to `member` (a service account email or a principal). */
   grantTokenCreator(target: string, member: string): void;
   close(): Promise<void>;
@@ -116,6 +120,7 @@ export async function startGoogle(): Promise<StandInGoogle> {
   const faults: Record<Endpoint, Fault[]> = { sts: [], generateAccessToken: [], testIamPermissions: [] };
   const generateRequests: GenerateAccessTokenCall[] = [];
   const hanging = new Set<ServerResponse>();
+  const accountKeys = new Map<string, { id: string; publicKey: KeyObject }>(); // email → key
 
   const mayImpersonate = (target: string, member: string): boolean => tokenCreators.get(target)?.has(member) ?? false;
   const newToken = (member: string): string => {
@@ -184,6 +189,26 @@ export async function startGoogle(): Promise<StandInGoogle> {
     json(res, granted.length > 0 ? { permissions: granted } : {});
   }
 
+  /** Who a bearer is: an access token issued here, or a self-signed JWT of a service account with a registered key. */
+  function callerOf(bearer: string): string | undefined {
+    const issuedTo = tokens.get(bearer);
+    if (issuedTo !== undefined || bearer.split('.').length !== 3) return issuedTo;
+    let header: { kid?: unknown };
+    try {
+      header = JSON.parse(Buffer.from(bearer.split('.')[0] as string, 'base64url').toString()) as { kid?: unknown };
+    } catch {
+      return undefined;
+    }
+    for (const [email, key] of accountKeys) {
+      if (header.kid !== key.id) continue;
+      const claims = verifyJwt(key.publicKey, bearer);
+      const fresh = typeof claims?.exp === 'number' && claims.exp > Date.now() / 1000;
+      const scoped = typeof claims?.scope === 'string' || typeof claims?.aud === 'string';
+      if (claims?.iss === email && claims.sub === email && fresh && scoped) return `serviceAccount:${email}`;
+    }
+    return undefined;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://stand-in').pathname;
     const text = await readBody(req);
@@ -199,7 +224,7 @@ export async function startGoogle(): Promise<StandInGoogle> {
     calls[endpoint] += 1;
     if (fault(endpoint, res)) return;
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const caller = bearer === undefined ? undefined : tokens.get(bearer);
+    const caller = bearer === undefined ? undefined : callerOf(bearer);
     if (caller === undefined) return googleError(res, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
     let body: Record<string, unknown>;
     try {
@@ -247,6 +272,28 @@ export async function startGoogle(): Promise<StandInGoogle> {
     faults,
     issued,
     addServiceAccount: (email) => void serviceAccounts.add(email),
+    async keyFile(email) {
+      const key = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const id = randomBytes(20).toString('hex');
+      accountKeys.set(email, { id, publicKey: key.publicKey });
+      serviceAccounts.add(email);
+      const file = join(dir, `${email}.json`);
+      await writeFile(
+        file,
+        JSON.stringify({
+          type: 'service_account',
+          project_id: email.split('@')[1]?.split('.')[0],
+          private_key_id: id,
+          private_key: key.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+          client_email: email,
+          client_id: '100000000000000000001',
+          token_uri: `${url}/token`,
+          universe_domain: 'googleapis.com',
+        }),
+        { mode: 0o600 },
+      );
+      return file;
+    },
     grantTokenCreator(target, member) {
       const members = tokenCreators.get(target) ?? new Set<string>();
       members.add(member.includes(':') ? member : `serviceAccount:${member}`);

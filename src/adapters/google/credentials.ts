@@ -12,10 +12,23 @@ export const UNKNOWN_IDENTITY = "the broker's identity";
 export interface AdcOptions {
   /** A credentials file to use instead of ADC's own discovery (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata). */
   readonly credentialsFile?: string;
+  /** The environment to check for SDK debug logging; default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Throws when Google's SDK debug logging is on: it prints request and response bodies, access tokens included (the
+ * broker's own from STS or the metadata server, and minted ones), so the broker refuses rather than leak.
+ */
+export function refuseSdkDebugLogging(env: Readonly<Record<string, string | undefined>> = process.env): void {
+  if (env['GOOGLE_SDK_NODE_LOGGING']) {
+    throw new Error('GOOGLE_SDK_NODE_LOGGING is set: Google SDK debug logs would contain access tokens; unset it to run the broker');
+  }
 }
 
 /** Application Default Credentials scoped for IAM calls. */
 export function applicationDefaultCredentials(options: AdcOptions = {}): GoogleAuth {
+  refuseSdkDebugLogging(options.env);
   return new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], ...(options.credentialsFile === undefined ? {} : { keyFilename: options.credentialsFile }) });
 }
 

@@ -12,7 +12,7 @@ import type { GoogleAuth } from 'google-auth-library';
 import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { GoogleMint } from '../../core/grants.js';
 import type { GoogleAccessToken, GoogleTokenMinter, MintContext } from '../../ports.js';
-import { applicationDefaultCredentials, brokerIdentity } from './credentials.js';
+import { applicationDefaultCredentials, brokerIdentity, refuseSdkDebugLogging } from './credentials.js';
 import { describeFailure, failureSummary, sanitizedCause, tokenCreatorChain, type GoogleFailure } from './errors.js';
 import { AttemptTimedOut, DEFAULT_RETRY_POLICY, RetriesExhausted, withRetries, type RetryPolicy } from './retry.js';
 
@@ -66,12 +66,9 @@ function expirySeconds(value: unknown): number | undefined {
 }
 
 export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMinter {
-  // Google's SDK debug logging prints request and response bodies, access tokens included; refuse rather than leak.
-  if ((options.env ?? process.env)['GOOGLE_SDK_NODE_LOGGING']) {
-    throw new Error('GOOGLE_SDK_NODE_LOGGING is set: Google SDK debug logs would contain access tokens; unset it to run the broker');
-  }
+  refuseSdkDebugLogging(options.env);
   const baseUrl = new URL(options.iamCredentialsUrl);
-  const auth = options.auth ?? applicationDefaultCredentials();
+  const auth = options.auth ?? applicationDefaultCredentials({ ...(options.env === undefined ? {} : { env: options.env }) });
   const client = createClient(baseUrl, auth);
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
   const timeoutMs = options.timeoutMs ?? 5000;
