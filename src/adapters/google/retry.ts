@@ -40,25 +40,36 @@ export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   return Math.floor(policy.random() * Math.min(policy.capDelayMs, policy.baseDelayMs * 2 ** attempt));
 }
 
-/** `promise`, or a rejection as soon as `signal` aborts (the abandoned promise's outcome is ignored). */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => unknown): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(onAbort());
-  }
+/**
+ * `promise`, or an AttemptTimedOut as soon as the deadline aborts or `timeoutMs` pass (the abandoned promise's outcome
+ * is ignored). One timer and one listener: AbortSignal.any/timeout per attempt cost measurable CPU per mint.
+ */
+function raceAttempt<T>(promise: Promise<T>, deadline: AbortSignal, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const abort = (): void => reject(onAbort());
-    signal.addEventListener('abort', abort, { once: true });
+    const settle = (): void => {
+      clearTimeout(timer);
+      deadline.removeEventListener('abort', onDeadline);
+    };
+    const onDeadline = (): void => {
+      settle();
+      reject(new AttemptTimedOut('no answer before the deadline'));
+    };
+    const timer = setTimeout(() => {
+      settle();
+      reject(new AttemptTimedOut(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', abort);
+        settle();
         resolve(value);
       },
       (err: unknown) => {
-        signal.removeEventListener('abort', abort);
+        settle();
         reject(err);
       },
     );
+    if (deadline.aborted) onDeadline();
+    else deadline.addEventListener('abort', onDeadline, { once: true });
   });
 }
 
@@ -87,10 +98,8 @@ export async function withRetries<T>(
   let lastError: unknown;
   for (let n = 0; n < policy.maxAttempts; n += 1) {
     if (deadline.aborted) throw new RetriesExhausted(lastError ?? new AttemptTimedOut('no answer before the deadline'), n, true);
-    const attemptTimer = AbortSignal.timeout(policy.attemptTimeoutMs);
-    const either = AbortSignal.any([deadline, attemptTimer]);
     try {
-      return await raceSignal(attempt(), either, () => new AttemptTimedOut(deadline.aborted ? 'no answer before the deadline' : `no answer within ${policy.attemptTimeoutMs} ms`));
+      return await raceAttempt(attempt(), deadline, policy.attemptTimeoutMs);
     } catch (err) {
       if (deadline.aborted) throw new RetriesExhausted(lastError ?? err, n + 1, true);
       if (!retryable(err)) throw err;
