@@ -202,6 +202,13 @@ describe('Google access tokens through IAM Credentials', () => {
     assert.match(error.detail, /could not obtain its own Google credentials \(Application Default Credentials\): HTTP 400/);
   });
 
+  it("says when it is the broker's own credentials that keep failing", async () => {
+    // gaxios retries STS on its own (within one of our attempts), so one attempt sees several 503s.
+    google.faults.sts.push(...Array<number>(8).fill(503));
+    const error = await failure(minter({ retry: { ...FAST_RETRY, maxAttempts: 1, attemptTimeoutMs: 10_000 } }).mint(plan(), context));
+    assert.match(error.detail, /^the broker's own Google credentials \(Application Default Credentials\) kept failing \(HTTP 503 UNAVAILABLE; 1 attempt\(s\)\)/);
+  });
+
   it('never asks Google for a zero lifetime (Google would read it as the default hour)', async () => {
     const calls = google.calls.generateAccessToken;
     const error = await failure(minter().mint(plan({ lifetimeSeconds: 0 }), context));

@@ -80,18 +80,23 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
     if (isBrokerError(error)) return error;
     if (error instanceof RetriesExhausted) {
       const last = describeFailure(error.lastError);
-      const why = error.deadlinePassed ? 'did not succeed before the deadline' : `kept failing`;
-      return new BrokerError('upstream_unavailable', `Google IAM Credentials ${why} (${failureSummary(last)}; ${error.attempts} attempt(s))`, { cause: sanitizedCause(last) });
+      const what = isMintCall(last, plan) ? 'Google IAM Credentials' : "the broker's own Google credentials (Application Default Credentials)";
+      const why = error.deadlinePassed ? 'did not succeed before the deadline' : 'kept failing';
+      return new BrokerError('upstream_unavailable', `${what} ${why} (${failureSummary(last)}; ${error.attempts} attempt(s))`, { cause: sanitizedCause(last) });
     }
     const failure = describeFailure(error);
     return new BrokerError('upstream_unavailable', await explain(failure, plan), { cause: sanitizedCause(failure) });
   }
 
+  /** Whether a failure came from the mint call itself rather than from getting the broker's own token first. */
+  function isMintCall(failure: GoogleFailure, plan: GoogleMint): boolean {
+    return failure.url === undefined || failure.url === `${origin}/v1/projects/-/serviceAccounts/${encodeURIComponent(plan.serviceAccount)}:generateAccessToken`;
+  }
+
   async function explain(failure: GoogleFailure, plan: GoogleMint): Promise<string> {
     const summary = failureSummary(failure);
-    const mintUrl = `${origin}/v1/projects/-/serviceAccounts/${encodeURIComponent(plan.serviceAccount)}:generateAccessToken`;
-    if (failure.url !== undefined && failure.url !== mintUrl) {
-      return `the broker could not obtain its own Google credentials (Application Default Credentials): ${summary} from ${new URL(failure.url).host}`;
+    if (!isMintCall(failure, plan)) {
+      return `the broker could not obtain its own Google credentials (Application Default Credentials): ${summary} from ${new URL(failure.url ?? origin).host}`;
     }
     switch (failure.kind) {
       case 'denied':
