@@ -7,6 +7,7 @@ set -euo pipefail
 # One line per tool: <command to look for> <Debian package that provides it>
 TOOLS=(
   "openssl openssl"
+  "git git"
 )
 
 missing=()
