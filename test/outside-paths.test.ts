@@ -16,6 +16,7 @@ const CHECKER = join(ROOT, 'scripts/check-outside-paths.mjs');
 // Spelled in pieces so that this file does not itself contain what the checker looks for.
 const SIBLING = ['..', 'shared', 'schemas', 'ci.json'].join('/');
 const ABSOLUTE = (top: string, rest: string) => ['', top, rest].join('/');
+const MODULE_URL = (relative: string) => `new URL('${relative}', import.meta.url)`;
 
 function check(root: string) {
   const run = spawnSync(process.execPath, [CHECKER, root], { encoding: 'utf8' });
@@ -50,9 +51,9 @@ describe('repository check: nothing reads a path outside the repository', () => 
     const root = await plantedRepository({
       'test/schema.test.ts': [
         "import { readFile } from 'node:fs/promises';",
-        `const SCHEMA = new URL('../../${SIBLING}', import.meta.url);`,
+        `const SCHEMA = ${MODULE_URL(`../../${SIBLING}`)};`,
         `const CRDS = '${ABSOLUTE('work', 'shared/schemas/linkerd-crds')}';`,
-        "const ROOT = new URL('../../', import.meta.url);",
+        `const ROOT = ${MODULE_URL('../../')};`,
         "const scratch = join(tmpdir(), 'x');",
         '',
       ].join('\n'),
@@ -60,10 +61,10 @@ describe('repository check: nothing reads a path outside the repository', () => 
         `export const DEFAULT = "${ABSOLUTE('home', 'alice/broker.yaml')}";`,
         "export const DOCS = 'https://example.com/work/tmp/home';",
         `// a comment that mentions ${ABSOLUTE('tmp', 'x')} reads nothing`,
-        "export const OUTSIDE = new URL('../../../../elsewhere/policy', import.meta.url);",
+        `export const OUTSIDE = ${MODULE_URL('../../../../elsewhere/policy')};`,
         '',
       ].join('\n'),
-      'src/cli/serve.ts': "export const EXAMPLES = new URL('../../../examples/policy', import.meta.url);\n",
+      'src/cli/serve.ts': `export const EXAMPLES = ${MODULE_URL('../../../examples/policy')};\n`,
       '.ci/run': `#!/usr/bin/env bash\ncd "$(dirname "$0")/.."\ncp ${ABSOLUTE('root', '.npmrc')} .\nnpm test\n`,
       'scripts/tool.mjs': `const url = 'file://${ABSOLUTE('tmp', 'cache.json')}';\nconst ok = os.tmpdir();\n`,
       'docs/setup.md': `Reference material once lived in ${SIBLING} and ${ABSOLUTE('work', 'shared')}.\n`,
