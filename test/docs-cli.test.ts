@@ -25,7 +25,7 @@ function cliEnv(): NodeJS.ProcessEnv {
 
 async function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: cliEnv(), timeout: 20_000 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: cliEnv(), timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const failed = err as { code?: number; stdout?: string; stderr?: string };
