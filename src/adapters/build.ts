@@ -5,6 +5,7 @@
 import type { JWK } from 'jose';
 import { createAuditSink, type FileAuditSink } from './audit/winston-audit.js';
 import { createCertificateAuthority } from './ca/index.js';
+import { systemClock } from './clock.js';
 import { createTokenReader } from './gitlab/api-client.js';
 import { createGitLabApprovalSource } from './gitlab/approvals.js';
 import { createGitLabJobStatusSource } from './gitlab/jobs.js';
@@ -106,7 +107,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     throw new ConfigError(`config: replay.store ${config.replay.store} is not available in this version; use memory (one replica)`);
   }
   const google = overrides.google ?? createGoogleMinter(config.google);
-  const clock = overrides.clock ?? { now: () => new Date() };
+  const clock = overrides.clock ?? systemClock;
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);

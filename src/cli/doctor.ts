@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { buildAdapters, buildVerifier, mintableKinds, trustedIssuers, type Adapters } from '../adapters/build.js';
 import { doctorCa } from '../adapters/ca/index.js';
+import { systemClock } from '../adapters/clock.js';
 import { createTokenReader } from '../adapters/gitlab/api-client.js';
 import { loadPolicy } from '../adapters/policy/load.js';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -88,7 +89,7 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
       }
     }
     if (config.linkerd) {
-      const report = doctorCa(config.linkerd, new Date());
+      const report = doctorCa(config.linkerd, systemClock.now());
       if (report.ok) rows.push(['ok', 'linkerd CA', 'issuer chains to an anchor, is a CA, valid now, key matches']);
       for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
       for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
