@@ -41,7 +41,7 @@ const googleResponseSchema = z.looseObject({ accessToken: z.string().min(1), exp
 export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequest, GoogleMint, GoogleAccessToken> = {
   kind: 'google',
   title: 'Google access token',
-  description: 'An OAuth 2.0 access token for the rule\'s service account (impersonated, optionally through delegates), with the requested subset of the rule\'s scopes.',
+  description: 'An OAuth 2.0 access token for the rule\'s service account (impersonated, optionally through delegates), with the requested subset of the rule\'s scopes. Not available in this version: no Google adapter is built in, so a `google` config section is refused, and so is a policy that grants `google`.',
   configSection: 'google',
   hardCapSeconds: 3600,
   policySchema: googlePolicySchema,
