@@ -44,8 +44,7 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-// Each case runs its own process in its own directory, so they run side by side.
-describe('serve refuses what it cannot honour', { concurrency: true }, () => {
+describe('serve refuses what it cannot honour', () => {
   it('exits 2 naming the rule, the grant and the missing section when the policy grants linkerd without a linkerd section', async () => {
     const { code, stderr } = await serve(CONFIG, MESH_POLICY);
     assert.equal(code, 2, stderr);
