@@ -64,15 +64,17 @@ export async function writeAudit(audit: AuditSink, record: Parameters<AuditSink[
 
 export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<ExchangeResult> {
   const now = deps.clock.now();
-  let known: { readonly event: 'exchange'; readonly requestId: string; readonly tokenSha256: string; readonly grantsRequested?: readonly string[]; readonly rule?: string } = {
-    event: 'exchange', requestId: input.requestId, tokenSha256: sha256Hex(input.token),
-  };
+  // What the records of this request share, learnt step by step; each record is built once, whole, when written.
+  const tokenSha256 = sha256Hex(input.token);
+  let grantsRequested: readonly string[] | undefined;
+  let caller: Readonly<Record<string, unknown>> | undefined;
+  let rule: string | undefined;
   let reservedKey: string | undefined;
   try {
     const request = parseGrantRequest(input.bodyText);
-    known = { ...known, grantsRequested: Object.keys(request) };
+    grantsRequested = Object.keys(request);
     const verified = await deps.verifier.verify(input.token, now);
-    known = { ...known, ...auditSubject(verified.issuer, verified.principal) };
+    caller = auditSubject(verified.issuer, verified.principal);
     const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
     if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its exchange rate limit', { retryAfter: budget.retryAfterSeconds });
     const key = replayKey(verified);
@@ -83,28 +85,36 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     const authorization = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
-    const rule = decision.rule.name;
-    known = { ...known, rule };
+    const ruleName = (rule = decision.rule.name);
     const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
     const mints = plans.map((plan) => minterFor(deps.minters, plan.kind, plan));
 
-    const intent: IntentRecord = { ...known, phase: 'intent', outcome: 'pending', rule, approvals: decision.approvals, plans: plans.map((plan) => plan.kind) };
+    const intent: IntentRecord = {
+      event: 'exchange', phase: 'intent', requestId: input.requestId, outcome: 'pending', tokenSha256, grantsRequested, ...caller,
+      rule: ruleName, approvals: decision.approvals, plans: plans.map((plan) => plan.kind),
+    };
     await writeAudit(deps.audit, intent);
-    const mintContext: MintContext = { requestId: input.requestId, rule, subject: authorization.subject, principal: verified.principal, now };
+    const mintContext: MintContext = { requestId: input.requestId, rule: ruleName, subject: authorization.subject, principal: verified.principal, now };
     const minted = await Promise.all(mints.map((mint) => mint(mintContext)));
-    const result: ResultRecord = { ...known, phase: 'result', outcome: 'allowed', rule, approvals: decision.approvals, minted: minted.map((item) => item.summary) };
+    const result: ResultRecord = {
+      event: 'exchange', phase: 'result', requestId: input.requestId, outcome: 'allowed', tokenSha256, grantsRequested, ...caller,
+      rule: ruleName, approvals: decision.approvals, minted: minted.map((item) => item.summary),
+    };
     await writeAudit(deps.audit, result);
     reservedKey = undefined; // returned: the jti stays spent
 
     const grants: MintedGrants = {};
     for (const item of minted) (grants as Record<GrantKind, unknown>)[item.kind] = item.value; // each value is MintedOf<its kind>
-    return { requestId: input.requestId, rule, subject: authorization.subject, approvals: decision.approvals, grants };
+    return { requestId: input.requestId, rule: ruleName, subject: authorization.subject, approvals: decision.approvals, grants };
   } catch (err) {
     const failure = asBrokerError(err, 'the exchange failed unexpectedly');
     if (failure !== err) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
     if (failure.code !== 'audit_unavailable') {
-      const denied: DeniedRecord = { ...known, phase: 'denied', outcome: 'denied', code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure) };
+      const denied: DeniedRecord = {
+        event: 'exchange', phase: 'denied', requestId: input.requestId, outcome: 'denied', tokenSha256, grantsRequested, ...caller,
+        rule, code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure),
+      };
       await writeAudit(deps.audit, denied);
     }
     throw failure;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { ApprovalFacts } from '../core/approvals.js';
 import { parsePrincipal } from '../core/claims.js';
-import { isBrokerError, type ErrorCode } from '../core/errors.js';
+import { ERROR_STATUS, isBrokerError, type ErrorCode } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { decide, preEvaluate, type Decision } from '../core/policy/evaluate.js';
@@ -45,7 +45,7 @@ export interface PolicyCase {
   readonly source: string;
   readonly input: OfflineInput;
   /** A rule name (allowed) or an error code (denied). */
-  readonly expect: { readonly rule?: string; readonly code?: string };
+  readonly expect: { readonly rule?: string; readonly code?: ErrorCode };
 }
 
 export async function readStructuredFile(path: string): Promise<unknown> {
@@ -60,9 +60,12 @@ export async function readPolicyCases(dir: string): Promise<PolicyCase[]> {
     const data = (await readStructuredFile(join(dir, name))) as { cases?: unknown };
     if (!Array.isArray(data?.cases)) throw new TypeError(`${name}: expected a top-level "cases" list`);
     for (const entry of data.cases as Array<Record<string, unknown>>) {
-      const expect = (entry.expect ?? {}) as { rule?: string; code?: string };
+      const expect = (entry.expect ?? {}) as { rule?: string; code?: ErrorCode };
       if (typeof entry.name !== 'string' || (expect.rule === undefined) === (expect.code === undefined)) {
         throw new TypeError(`${name}: every case needs a name and exactly one of expect.rule or expect.code`);
+      }
+      if (expect.code !== undefined && !Object.hasOwn(ERROR_STATUS, expect.code)) {
+        throw new TypeError(`${name}: case ${entry.name}: expect.code ${JSON.stringify(expect.code)} is not an error code (${Object.keys(ERROR_STATUS).join(', ')})`);
       }
       cases.push({
         name: entry.name,
