@@ -115,6 +115,7 @@ export function fakeCa(): CertificateAuthority {
     },
     trustAnchorsPem: () => 'ANCHORS',
     check: () => undefined,
+    consumerProblems: () => [],
   } satisfies CertificateAuthority;
 }
 
