@@ -14,14 +14,14 @@ import type { JWK } from 'jose';
 import { createAuditSink, createOperationalLogger } from './adapters/audit/winston-audit.js';
 import { createCertificateAuthority } from './adapters/ca/index.js';
 import { createTokenReader } from './adapters/gitlab/api-client.js';
-import { createGitLabApprovalSource } from './adapters/gitlab/approvals.js';
-import { createGitLabJobStatusSource } from './adapters/gitlab/jobs.js';
+import { createGitLabClient } from './adapters/gitlab/client.js';
 import { createIdTokenVerifier } from './adapters/gitlab/verifier.js';
 import { loadPolicy } from './adapters/policy/load.js';
 import { createJwtSigner, readSigningJwks } from './adapters/jwt/signer.js';
 import { createMemoryReplayStore } from './adapters/store/memory-replay.js';
 import { createMemoryRateLimiter } from './adapters/store/memory-rate-limit.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
+import { createRecentFacts, EXPLAIN_FACTS_TTL_MS } from './app/authorize.js';
 import { createPolicyHolder, type PolicyHolder } from './app/policy-holder.js';
 import type { BrokerConfig } from './config/schema.js';
 import { createApiRoutes } from './http/api-routes.js';
@@ -86,10 +86,12 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   const audit = overrides.audit ?? (fileAudit as AuditSink);
   const signer = await createJwtSigner(config.server.publicUrl, overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile)));
   const tokenReader = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
-  const facts: FactSource = overrides.facts ?? {
-    ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs: factTimeoutMs }),
-    ...createGitLabApprovalSource({ fetchToken: tokenReader, timeoutMs: factTimeoutMs }),
-  };
+  const gitlab = overrides.facts ? undefined : createGitLabClient({
+    token: tokenReader,
+    requestTimeoutMs: factTimeoutMs,
+    lookupBudget: { perProject: config.limits.gitlabLookupsPerProject, windowMs: config.limits.gitlabLookupWindow * 1000 },
+  });
+  const facts: FactSource = overrides.facts ?? (gitlab as FactSource);
   const verifier = createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
   const replay = overrides.replay ?? createMemoryReplayStore();
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
@@ -97,7 +99,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   const deps: BrokerDeps = {
     clock, verifier, facts, replay, audit, signer, ca, google: overrides.google,
     rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
-    policy: policy.current, factTimeoutMs, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
+    policy: policy.current, factTimeoutMs, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
   const app = createApp(deps, {
@@ -168,6 +170,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await fileAudit?.close();
+      await gitlab?.close();
     },
   };
 }
