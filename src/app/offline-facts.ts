@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { ApprovalFacts } from '../core/approvals.js';
 import { BrokerError } from '../core/errors.js';
-import { jsonPath } from '../core/json-path.js';
+import { jsonPath, missingFieldText } from '../core/json-path.js';
 
 /** GitLab ids are numbers in the API and strings in tokens; case files may write either, the broker keeps strings. */
 const id = z.union([z.string().regex(/^\d+$/, 'must be a numeric id'), z.number().int().nonnegative()]).transform(String);
@@ -61,7 +61,7 @@ export const approvalFactsSchema = z
  * @example parseInputFile(approvalFactsSchema, await readStructuredFile(path), path)
  */
 export function parseInputFile<T>(schema: z.ZodType<T>, value: unknown, file: string, at: readonly PropertyKey[] = []): T {
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value, { error: missingFieldText });
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const where = jsonPath([...at, ...(issue?.path ?? [])]) || '(top level)';

@@ -13,6 +13,7 @@ import { isAllowedIssuerUrl } from '../../config/schema.js';
 import {
   exchangeResponseSchema, explainResponseSchema, firstIssue, problemSchema, type ExchangeResponse, type ExplainResponse, type Problem,
 } from '../../core/exchange-response.js';
+import { missingFieldText } from '../../core/json-path.js';
 import { EXIT, formatTable } from '../output.js';
 
 class UsageError extends Error {}
@@ -74,7 +75,7 @@ class UnexpectedAnswer extends Error {}
 
 /** The broker's answer read through the shared schema, or UnexpectedAnswer naming the JSON path. */
 function answerOf<T>(schema: z.ZodType<T>, reply: BrokerReply, what: string): T {
-  const parsed = schema.safeParse(reply.body);
+  const parsed = schema.safeParse(reply.body, { error: missingFieldText });
   if (!parsed.success) throw new UnexpectedAnswer(`the broker answered ${reply.status} with an unexpected ${what}: ${firstIssue(parsed.error)}`);
   return parsed.data;
 }
