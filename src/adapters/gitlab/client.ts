@@ -72,11 +72,11 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
 
   async function buildApi(issuer: TrustedIssuer): Promise<IssuerApi> {
     const requestTimeoutMs = options.issuerRequestTimeoutMs?.get(issuer.issuer) ?? options.requestTimeoutMs;
-    const requesterFn = createRequesterFn({ transport, token: await options.token(issuer), requestTimeoutMs });
+    const requester = { transport, token: await options.token(issuer), requestTimeoutMs };
     // No token option: the requester sends it. queryTimeout null: the request's signal is the only deadline.
-    const config = { host: gitbeakerHost(issuer.apiUrl), camelize: false as const, queryTimeout: null, rateLimits: {}, requesterFn };
+    const config = { host: gitbeakerHost(issuer.apiUrl), camelize: false as const, queryTimeout: null, rateLimits: {}, requesterFn: createRequesterFn({ ...requester, coalesce: true }) };
     return {
-      jobs: new Jobs(config),
+      jobs: new Jobs({ ...config, requesterFn: createRequesterFn({ ...requester, coalesce: false }) }),
       deployments: new Deployments(config),
       commits: new Commits(config),
       mergeRequests: new MergeRequests(config),

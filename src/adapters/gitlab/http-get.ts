@@ -75,16 +75,23 @@ function failureOf(error: Error, aborted: boolean): GitLabFailure {
 
 const ABORTED = 'GitLab API call aborted';
 
+/** A GET under way: its answer, and `stop` to end it early (it then fails as `timeout`). */
+export interface PendingGet {
+  readonly promise: Promise<JsonResponse>;
+  stop(): void;
+}
+
 /**
  * GET `target` as JSON through undici's dispatcher: no stream per response, the chunks are kept and parsed once at the
  * end. `timeoutMs` bounds the wait for the headers and each gap in the body, so an abandoned call still ends;
- * `signal` (the request's deadline) stops it earlier. A redirect is refused, never followed: a PRIVATE-TOKEN header
- * must not reach another host.
+ * `signal` (the request's deadline) or `stop` ends it earlier. A redirect is refused, never followed: a PRIVATE-TOKEN
+ * header must not reach another host.
  */
-function getJson(pool: Pool, target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse> {
+function startGet(pool: Pool, target: Target, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined): PendingGet {
   const query = target.path.indexOf('?');
   const path = query < 0 ? target.path : target.path.slice(0, query);
-  return new Promise<JsonResponse>((resolve, reject) => {
+  let stop: () => void = () => {};
+  const promise = new Promise<JsonResponse>((resolve, reject) => {
     let settled = false;
     let aborted = false;
     let cancel: ((err?: Error) => void) | undefined;
@@ -103,6 +110,7 @@ function getJson(pool: Pool, target: Target, headers: Record<string, string>, ti
       cancel?.(new Error(ABORTED));
       settle(new GitLabApiError('timeout', path, undefined, undefined));
     };
+    stop = onAbort;
     if (signal?.aborted) {
       settle(new GitLabApiError('timeout', path, undefined, undefined));
       return;
@@ -149,11 +157,14 @@ function getJson(pool: Pool, target: Target, headers: Record<string, string>, ti
       },
     );
   });
+  return { promise, stop: () => stop() };
 }
 
 /** GETs over one connection pool per GitLab origin, owned by one GitLab client and closed with it. */
 export interface GitLabTransport {
   getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse>;
+  /** A GET that callers sharing it stop themselves (the requester's coalescing): no AbortSignal of its own. */
+  start(target: Target, headers: Record<string, string>, timeoutMs: number): PendingGet;
   /** Close every pool; calls still running fail as unreachable. */
   close(): Promise<void>;
 }
@@ -167,16 +178,21 @@ export interface GitLabTransport {
 export function createTransport(): GitLabTransport {
   const pools = new Map<string, Pool>();
   let closed = false;
+  const begin = (target: Target, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined): PendingGet => {
+    if (closed) {
+      const refused = Promise.reject(new GitLabApiError('unreachable', target.path.split('?')[0] ?? '', undefined, undefined, { cause: { message: 'the GitLab client is closed' } }));
+      return { promise: refused, stop: () => {} };
+    }
+    let pool = pools.get(target.origin);
+    if (pool === undefined) {
+      pool = new Pool(target.origin, { connections: 64, maxResponseSize: MAX_BODY_BYTES, keepAliveTimeout: 4_000 });
+      pools.set(target.origin, pool);
+    }
+    return startGet(pool, target, headers, timeoutMs, signal);
+  };
   return {
-    getJson(target, headers, timeoutMs, signal) {
-      if (closed) return Promise.reject(new GitLabApiError('unreachable', target.path.split('?')[0] ?? '', undefined, undefined, { cause: { message: 'the GitLab client is closed' } }));
-      let pool = pools.get(target.origin);
-      if (pool === undefined) {
-        pool = new Pool(target.origin, { connections: 64, maxResponseSize: MAX_BODY_BYTES, keepAliveTimeout: 4_000 });
-        pools.set(target.origin, pool);
-      }
-      return getJson(pool, target, headers, timeoutMs, signal);
-    },
+    getJson: (target, headers, timeoutMs, signal) => begin(target, headers, timeoutMs, signal).promise,
+    start: (target, headers, timeoutMs) => begin(target, headers, timeoutMs, undefined),
     async close() {
       closed = true;
       const open = [...pools.values()];
