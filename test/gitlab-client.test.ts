@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEPLOYMENT_PAGES } from '../src/adapters/gitlab/approvals.js';
 import { createGitLabClient, type GitLabClient, type GitLabClientOptions } from '../src/adapters/gitlab/client.js';
+import { parseConfig } from '../src/config/load.js';
 import { isBrokerError, type BrokerError } from '../src/core/errors.js';
 import type { FactNeeds } from '../src/core/policy/evaluate.js';
 import type { TrustedIssuer } from '../src/ports.js';
@@ -174,6 +175,25 @@ describe('GitLab client: what one token can make it spend', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('config: the lookup budget', () => {
+  const config = (limits: string) => parseConfig(`
+server: { publicUrl: https://broker.example.com }
+gitlab: [{ issuer: https://gitlab.example.com, audience: https://broker.example.com }]
+policy: { path: policy }
+signing: { keysFile: keys.json }
+${limits}`, '/tmp');
+
+  it('is on by default: 60 approval lookups per project a minute', () => {
+    assert.deepEqual([config('').limits.gitlabLookupsPerProject, config('').limits.gitlabLookupWindow], [60, 60]);
+  });
+
+  it('takes a count and a window, and 0 turns it off', () => {
+    const limits = config('limits: { gitlabLookupsPerProject: 0, gitlabLookupWindow: 5m }').limits;
+    assert.deepEqual([limits.gitlabLookupsPerProject, limits.gitlabLookupWindow], [0, 300]);
+    assert.throws(() => config('limits: { gitlabLookupsPerProject: -1 }'), /gitlabLookupsPerProject/);
   });
 });
 
