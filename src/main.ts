@@ -24,8 +24,8 @@ import { createMemoryRateLimiter } from './adapters/store/memory-rate-limit.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
 import { createPolicyHolder, type PolicyHolder } from './app/policy-holder.js';
 import type { BrokerConfig } from './config/schema.js';
-import { createApiRoutes } from './http/api-routes.js';
 import { createApp } from './http/app.js';
+import { createHttpEntry } from './http/entry.js';
 import { createMetrics, type BrokerMetrics } from './http/metrics.js';
 import type { AuditSink, CertificateAuthority, Clock, FactSource, GoogleTokenMinter, ReplayStore, TrustedIssuer } from './ports.js';
 
@@ -111,11 +111,15 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
       ...(ca ? [{ name: 'ca', check: async () => { ca.check(clock.now()); return true; } }] : []),
     ],
   });
-  // Large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's bare 431.
-  const apiRoutes = createApiRoutes(deps, metrics);
-  const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    if (!apiRoutes(req, res)) app(req, res);
-  });
+  const failedAuth = createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress);
+  // maxHeaderSize: large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's
+  // bare 431. A client still sending headers after headersTimeout is cut (408); Node checks every
+  // connectionsCheckingInterval, 30 s unless set, which would let slow-header clients hold sockets well past it.
+  const headersTimeoutMs = config.limits.headersTimeout * 1000;
+  const server = createServer(
+    { maxHeaderSize: 64 * 1024, headersTimeout: headersTimeoutMs, requestTimeout: Math.max(30_000, headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, headersTimeoutMs), keepAliveTimeout: 5_000 },
+    createHttpEntry({ deps, metrics, app, failedAuth }),
+  );
   server.on('clientError', answerClientError);
 
   let watcher: FSWatcher | undefined;

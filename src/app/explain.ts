@@ -4,9 +4,10 @@
  */
 import { BrokerError, isBrokerError } from '../core/errors.js';
 import type { RuleEvaluation } from '../core/policy/evaluate.js';
-import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
+import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
-import { causeText } from './exchange.js';
+import { chargeProject } from './exchange.js';
+import { auditCaller, fitRecord, refusalFields } from './refusal.js';
 
 export interface ExplainResult {
   readonly allowed: boolean;
@@ -20,12 +21,11 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
   const base = { event: 'explain' as const, phase: 'explain' as const, requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
   let context: Record<string, unknown> = {};
   try {
-    const request = parseGrantRequest(input.bodyText);
     const verified = await deps.verifier.verify(input.token, now);
-    context = auditSubject(verified.issuer, verified.principal);
+    context = auditCaller(verified.issuer, verified.principal);
+    const request = parseGrantRequest(input.bodyText);
     // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
-    const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
-    if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
+    await chargeProject(deps, verified, now);
     const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
     const result: ExplainResult = {
       allowed: decision.allowed,
@@ -38,7 +38,7 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
   } catch (err) {
     const failure = isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'explain failed unexpectedly', { cause: err });
     if (failure.code !== 'audit_unavailable') {
-      await deps.audit.write({ ...base, ...context, outcome: 'error', code: failure.code, detail: failure.detail, cause: causeText(failure) }).catch((auditErr: unknown) => {
+      await deps.audit.write(fitRecord({ ...base, ...context, outcome: 'error', ...refusalFields(failure) })).catch((auditErr: unknown) => {
         throw isBrokerError(auditErr) ? auditErr : new BrokerError('audit_unavailable', 'the audit record could not be written');
       });
     }
