@@ -17,17 +17,16 @@ const MAX_DETAIL_CHARS = 240;
 const MAX_CAUSE_CHARS = 200;
 const MAX_REASONS = 6;
 const MAX_REASON_DETAIL_CHARS = 160;
-/** Claims are signed by GitLab but chosen by users (paths, refs, environments): longer than an echo, still bounded. */
-const MAX_AUDITED_CLAIM_CHARS = 128;
 /** When a record is still too large, every string in it is cut to this. */
 const SHRUNK_CHARS = 24;
 
-/** The audit fields about a verified caller, each claim cut to a bounded, printable length. */
+/** The audit fields about a verified caller. Claims are signed by GitLab but chosen by users (paths, refs,
+ * environments), so each is echoed: bounded and printable. */
 export function auditCaller(issuer: TrustedIssuer, principal: GitLabPrincipal): Record<string, unknown> {
   const fields = auditSubject(issuer, principal);
   for (const key in fields) {
     const value = fields[key];
-    if (typeof value === 'string') fields[key] = echo(value, MAX_AUDITED_CLAIM_CHARS);
+    if (typeof value === 'string') fields[key] = echo(value);
   }
   return fields;
 }

@@ -39,6 +39,8 @@ export interface HarnessOptions {
   readonly configExtra?: string;
   readonly gitlab?: StandInGitLab;
   readonly requestsPerMinutePerProject?: number;
+  /** More `limits:` keys, as YAML flow-mapping entries (`failedAuthPerMinutePerAddress: 3`). */
+  readonly limits?: string;
 }
 
 export function capturingLog(lines: string[]): OperationalLog {
@@ -66,7 +68,7 @@ gitlab:
 policy: { path: policy, watch: false }
 audit: { file: ${auditFile} }
 signing: { keysFile: signing.jwks.json }
-limits: { factTimeout: 2s, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0} }
+limits: { factTimeout: 2s, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0}${options.limits ? `, ${options.limits}` : ''} }
 ${options.configExtra ?? ''}`,
     dir,
   );
