@@ -23,16 +23,21 @@ function escapeUnprinted(char: string): string {
  * @example echo('a\nb') === 'a\\u000ab'
  */
 export function echo(value: string, max: number = MAX_ECHO_CHARS): string {
+  if (value.length <= max && !HAS_UNPRINTABLE.test(value)) return value;
   // Escape at most what can be shown: never scan a 64 KiB value to show 64 characters of it.
-  const head = value.length > max ? value.slice(0, max) : value;
-  let shown = HAS_UNPRINTABLE.test(head) ? head.replace(UNPRINTABLE, escapeUnprinted) : head;
-  if (shown.length <= max && head.length === value.length) return shown;
-  shown = shown.slice(0, max);
-  // Never end on half of an escape or of a surrogate pair.
-  const cut = shown.lastIndexOf('\\u');
-  if (cut >= 0 && cut > shown.length - 6) shown = shown.slice(0, cut);
-  if (/[\ud800-\udbff]$/.test(shown)) shown = shown.slice(0, -1);
-  return `${shown}…(${value.length} chars)`;
+  let head = value.length > max ? withoutHalfPair(value.slice(0, max)) : value;
+  const escaped = head.replace(UNPRINTABLE, escapeUnprinted);
+  if (escaped.length <= max && head.length === value.length) return escaped;
+  head = escaped.slice(0, max);
+  // Never end on half of an escape (an escape is 6 characters, starting with a backslash).
+  const backslash = head.lastIndexOf('\\');
+  if (backslash >= 0 && backslash > head.length - 6 && escaped.length > max) head = head.slice(0, backslash);
+  return `${withoutHalfPair(head)}…(${value.length} chars)`;
+}
+
+function withoutHalfPair(text: string): string {
+  const last = text.charCodeAt(text.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? text.slice(0, -1) : text;
 }
 
 /** `value` quoted for a message, after `echo`. */
