@@ -42,6 +42,7 @@ export function requestIdOf(res: ServerResponse): string {
  * X-Forwarded-For entry not from a trusted proxy. Bounded, since a trusted-everything setting passes caller text.
  */
 export function clientAddress(req: IncomingMessage, app: express.Express): string {
+  if (app.get('trust proxy') === false) return req.socket.remoteAddress ?? 'unknown'; // the default, on every exchange
   const trust = app.get('trust proxy fn') as Parameters<typeof proxyAddr>[1];
   return echo(proxyAddr(req, trust) ?? 'unknown');
 }
@@ -56,7 +57,10 @@ export function createHttpEntry(options: HttpEntryOptions): (req: IncomingMessag
     const startedAt = performance.now();
     const endpoint = apiEndpointOf(req);
     if (endpoint !== undefined) {
-      void api(endpoint, req, res, requestId).then(({ code, rule }) => metrics.observe(endpoint, code, rule, (performance.now() - startedAt) / 1000));
+      void api(endpoint, req, res, requestId).then(
+        ({ code, rule }) => metrics.observe(endpoint, code, rule, (performance.now() - startedAt) / 1000),
+        (err: unknown) => options.deps.log.error('request failed unexpectedly', { requestId, error: String(err) }),
+      );
       return;
     }
     res.setHeader(REQUEST_ID_HEADER, requestId);
