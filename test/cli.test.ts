@@ -109,7 +109,7 @@ describe('oidc-broker dev', () => {
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
-      for (let attempt = 0; attempt < 100 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let attempt = 0; attempt < 400 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.match(output, /DEVELOPMENT MODE/);
       assert.match(output, /dev token/);
       const token = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`])).stdout.trim();
