@@ -54,6 +54,7 @@ describe('the HTTP entry', () => {
     assert.match(text, /oidc_broker_requests_total\{endpoint="\/v1\/exchange",code="invalid_request",rule=""\} [1-9]/);
   });
 
+  // Node checks header deadlines once a second here; the old fixed 10 s deadline, checked every 30 s, held it far longer.
   it('cuts a client that dribbles its headers at limits.headersTimeout (1 s), while others are served', async () => {
     const { port } = new URL(h.url);
     const socket = connect(Number(port), '127.0.0.1');
@@ -65,12 +66,12 @@ describe('the HTTP entry', () => {
     socket.write('POST /v1/exchange HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
     const dribble = setInterval(() => socket.writable && socket.write('a'), 100);
     const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now() - started)));
-    const limit = new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 5000).unref());
+    const limit = new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 8000).unref());
     assert.equal((await h.call('/healthz')).status, 200);
     const elapsed = await Promise.race([closed, limit]);
     clearInterval(dribble);
     socket.destroy();
-    assert.ok(elapsed >= 900 && elapsed < 3500, `the slow client was cut after ${Math.round(elapsed)} ms`);
+    assert.ok(elapsed >= 900 && elapsed < 6000, `the slow client was cut after ${Math.round(elapsed)} ms`);
     assert.match(answer, /^HTTP\/1\.1 408 /);
   });
 });
