@@ -122,6 +122,8 @@ async function writeCredentials(out: string, reply: Record<string, unknown>, pri
       ['LINKERD_TLS_CERT_FILE', join(dir, 'tls.crt')], ['LINKERD_TLS_KEY_FILE', join(dir, 'tls.key')],
       ['LINKERD_CA_FILE', join(dir, 'ca.crt')], ['LINKERD_CERT_EXPIRES_AT', text(grants.linkerd.expiresAt)]);
   }
+  // What `spanner migrate` records as the change's authority; no credentials in it.
+  await writeFile(join(out, 'exchange.json'), `${JSON.stringify({ requestId: reply.requestId, rule: reply.rule, subject: reply.subject, approvals: reply.approvals }, null, 2)}\n`, { mode: 0o644 });
   if (grants.token) {
     const file = join(out, 'broker-token');
     await writeSecret(file, text(grants.token.token));
