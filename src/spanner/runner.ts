@@ -54,6 +54,9 @@ export function countingAttempts<T extends AppliedVersion & Pick<HistoryEntry, '
 }
 
 /** Runs `work`, logging `progress(elapsedMs)` every `everyMs` until it settles. */
+/** Spanner's message without its final period, to end our own sentence with. */
+const sentence = (err: unknown): string => spannerMessage(err).replace(/\.+$/, '');
+
 export async function withProgress<T>(work: Promise<T>, everyMs: number, clock: () => number, progress: (elapsedMs: number) => void): Promise<T> {
   const started = clock();
   const timer = setInterval(() => progress(clock() - started), everyMs);
@@ -72,7 +75,8 @@ async function readPlan(context: RunContext, options: Pick<MigrateOptions, 'dir'
 
 /** Names the statement of a DDL batch that failed: by Spanner's count of committed statements, or by its text. */
 function failedStatement(migration: Migration, committed: number | undefined, message: string): string {
-  const index = committed !== undefined && committed < migration.statements.length ? committed : migration.statements.findIndex((statement) => message.includes(statement.slice(0, 60)));
+  const index = committed !== undefined && committed < migration.statements.length ? committed
+    : migration.statements.length === 1 ? 0 : migration.statements.findIndex((statement) => message.includes(statement.slice(0, 60)));
   if (index < 0) return `one of its ${migration.statements.length} statements`;
   const statement = migration.statements[index] as string;
   return `statement ${index + 1} (${statement.length > 120 ? `${statement.slice(0, 119)}…` : statement})`;
@@ -96,7 +100,7 @@ async function applyDdl(context: RunContext, migration: Migration, options: Migr
   } catch (err) {
     committed = (err as { metadata?: { commitTimestamps?: unknown[] } })?.metadata?.commitTimestamps?.length ?? committed;
     const mapped = mapSpannerError(err, context.connection, context.name, `applying ${migration.file}`);
-    const message = `${failedStatement(migration, committed, spannerMessage(err))} failed: ${spannerMessage(err)}`;
+    const message = `${failedStatement(migration, committed, spannerMessage(err))} failed: ${sentence(err)}`;
     await context.store.finish(id, 'failed', context.clock() - started, message).catch(() => undefined);
     const done = committed === undefined ? 'Spanner applies the statements before a failing one' : `Spanner committed ${committed} of ${migration.statements.length} statements`;
     throw new BrokerError(mapped.code, `${migration.file}: ${message}. ${done}; version ${migration.version} is now dirty: ${dirtyAdvice(migration.version)}`, { cause: err });
@@ -110,7 +114,7 @@ async function applyDml(context: RunContext, migration: Migration): Promise<void
     const rowCounts = (err as { rowCounts?: unknown[] })?.rowCounts;
     const mapped = mapSpannerError(err, context.connection, context.name, `applying ${migration.file}`);
     const where = rowCounts ? failedStatement(migration, rowCounts.length, '') : 'a statement';
-    throw new BrokerError(mapped.code, `${migration.file}: ${where} failed: ${spannerMessage(err)}. The transaction was rolled back: nothing of it is applied`, { cause: err });
+    throw new BrokerError(mapped.code, `${migration.file}: ${where} failed: ${sentence(err)}. The transaction was rolled back: nothing of it is applied`, { cause: err });
   }
 }
 
@@ -127,7 +131,7 @@ async function applyPartitioned(context: RunContext, migration: Migration): Prom
     await context.store.finish(id, 'applied', context.clock() - started, null);
   } catch (err) {
     const mapped = mapSpannerError(err, context.connection, context.name, `applying ${migration.file}`);
-    const message = `${failedStatement(migration, index, '')} failed: ${spannerMessage(err)}`;
+    const message = `${failedStatement(migration, index, '')} failed: ${sentence(err)}`;
     await context.store.finish(id, 'failed', context.clock() - started, message).catch(() => undefined);
     throw new BrokerError(mapped.code, `${migration.file}: ${message}; statements before it ran to completion; version ${migration.version} is now dirty: ${dirtyAdvice(migration.version)}`, { cause: err });
   }

@@ -155,13 +155,13 @@ export function registerSpannerCommands(program: Command): void {
     }));
 
   commonOptions(spanner.command('resolve').description('operators: mark a dirty version rolled back (it runs again) or applied (recorded in the history)'))
-    .requiredOption('--version <n>', 'the dirty version')
+    .argument('<version>', 'the dirty version')
     .option('--rolled-back', 'no part of the version remains applied; the next migrate runs it again')
     .option('--applied', 'the version is fully applied (finished by hand)')
     .option('--dir <dir>', 'with --applied: record the checksum of the file as it is now')
-    .action((flags: CommonFlags & { version: string; rolledBack?: boolean; applied?: boolean; dir?: string }) => run(async () => {
-      const version = Number(flags.version);
-      if (!Number.isSafeInteger(version) || version < 1) throw new UsageError('--version must be a positive integer');
+    .action((versionText: string, flags: CommonFlags & { rolledBack?: boolean; applied?: boolean; dir?: string }) => run(async () => {
+      const version = Number(versionText);
+      if (!Number.isSafeInteger(version) || version < 1) throw new UsageError('the version must be a positive integer');
       if (Boolean(flags.rolledBack) === Boolean(flags.applied)) throw new UsageError('pass exactly one of --rolled-back and --applied');
       let checksum: string | undefined;
       if (flags.applied && flags.dir) {

@@ -77,8 +77,8 @@ function checkContiguous(migrations: readonly Migration[]): void {
 
 /** The resolution commands a dirty-state message names. */
 export function dirtyAdvice(version: number): string {
-  return `resolve it with "oidc-broker spanner resolve --version ${version} --rolled-back" once no part of it remains applied `
-    + `(the next migrate runs it again), or "--applied" once it is fully applied by hand`;
+  return `resolve it with "oidc-broker spanner resolve ${version} --rolled-back" (same --database) once no part of it remains applied `
+    + `(the next migrate runs it again), or "oidc-broker spanner resolve ${version} --applied" once it is fully applied by hand`;
 }
 
 /** Compares the files with the history and refuses anything that would apply a schema nobody reviewed in that order. */
