@@ -80,6 +80,8 @@ export function mapSpannerError(err: unknown, connection: Pick<Connection, 'prin
   if (err instanceof BrokerError) return err;
   const code = (err as GrpcLikeError)?.code;
   const message = spannerMessage(err);
+  // grpc-js reports a credentials callback that threw (the token file vanished or emptied) as UNAVAILABLE.
+  if (/Getting metadata from plugin failed/.test(message)) return new BrokerError('token_expired', `${what}: no usable access token: ${message}`, { cause: err });
   switch (code) {
     case 5:
       return new BrokerError('not_found', /database/i.test(message) || /instance/i.test(message) ? `${name.path}: ${message}` : `${what}: ${message}`, { cause: err });
