@@ -70,6 +70,7 @@ interface HereOptions {
   dryRun?: boolean;
   env?: Record<string, string>;
   lockTimeoutMs?: number;
+  ddlBatch?: number;
   log?: (line: string) => void;
 }
 
@@ -77,7 +78,7 @@ interface HereOptions {
 async function migrateHere(database: string, dir: string, options: HereOptions = {}): Promise<MigrateResult | BrokerError> {
   try {
     return await withRunContext({ ...context(database, options.env), log: options.log ?? (() => undefined) }, (run) => migrate(run, {
-      dir, dryRun: Boolean(options.dryRun), allowOutOfOrder: false, leaseMs: 10_000, lockTimeoutMs: options.lockTimeoutMs ?? 30_000, progressEveryMs: 8000,
+      dir, dryRun: Boolean(options.dryRun), allowOutOfOrder: false, leaseMs: 10_000, lockTimeoutMs: options.lockTimeoutMs ?? 30_000, progressEveryMs: 8000, ddlBatch: options.ddlBatch ?? 50,
     }));
   } catch (err) {
     if (err instanceof BrokerError) return err;
@@ -86,13 +87,11 @@ async function migrateHere(database: string, dir: string, options: HereOptions =
 }
 
 async function query(database: string, sql: string): Promise<Record<string, unknown>[]> {
-  const db = emulator.client.instance(emulator.instance).database(database.split('/').pop() as string);
-  const [rows] = await db.run({ sql, json: true });
-  await db.close();
+  const [rows] = await emulator.database(database.split('/').pop() as string).run({ sql, json: true });
   return rows as Record<string, unknown>[];
 }
 
-const history = (database: string) => query(database, "SELECT version, status FROM oidc_broker_migrations WHERE event = 'apply' ORDER BY version");
+const history = (database: string) => query(database, "SELECT version, status FROM oidc_broker_migrations WHERE event = 'apply' ORDER BY version, status");
 const CREATE_USERS = '-- the users; with a comment\nCREATE TABLE users (\n  id INT64 NOT NULL,\n  name STRING(MAX), -- display name\n) PRIMARY KEY (id);\n';
 const INDEX_USERS = 'CREATE INDEX users_by_name ON users (name);\n';
 
@@ -179,7 +178,8 @@ describe('spanner migrations on the Cloud Spanner emulator', { concurrency: 4 },
   it('a failing DDL leaves a clear dirty state, and resolve --rolled-back is the way out', async () => {
     const { database, dir } = await setup({ '0001_create_users.sql': CREATE_USERS, '0002_index.sql': 'CREATE INDEX users_by_nope ON users (nope)' });
     const env = { SPANNER_EMULATOR_HOST: emulator.host };
-    const failed = await cli(['migrate', '--database', database, '--dir', dir], env);
+    // One schema operation per file here, so version 1 is applied before version 2 fails.
+    const failed = await cli(['migrate', '--database', database, '--dir', dir, '--ddl-batch', '1'], env);
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /oidc-broker spanner: invalid_request: 0002_index\.sql: statement 1 \(CREATE INDEX users_by_nope ON users \(nope\)\) failed: .*nope/);
     assert.match(failed.stderr, /version 2 is now dirty/);
@@ -199,9 +199,28 @@ describe('spanner migrations on the Cloud Spanner emulator', { concurrency: 4 },
     const retried = await migrateHere(database, dir);
     assert.ok(!(retried instanceof Error), String(retried));
     assert.deepEqual(retried.applied.map((row) => row.version), [2]);
+    assert.deepEqual(await history(database), [{ version: 1, status: 'applied' }, { version: 2, status: 'applied' }, { version: 2, status: 'rolled_back' }]);
     const events = await query(database, "SELECT event, detail FROM oidc_broker_migrations WHERE event = 'resolve'");
     assert.equal(events.length, 1);
     assert.match(String(events[0]?.detail), /marked 0002_index\.sql rolled back \(was failed/);
+  });
+
+  it('consecutive DDL files share one schema operation; a refused batch is retried file by file up to the failing one', async () => {
+    const { database, dir } = await setup({ '0001_create_users.sql': CREATE_USERS, '0002_index.sql': INDEX_USERS, '0003_bad.sql': 'ALTER TABLE users ADD COLUMN nope NOPE', '0004_later.sql': 'CREATE TABLE later (id INT64 NOT NULL) PRIMARY KEY (id)' });
+    const lines: string[] = [];
+    const failed = await migrateHere(database, dir, { log: (line) => lines.push(line) });
+    assert.ok(failed instanceof BrokerError);
+    assert.match(lines.join('\n'), /Spanner refused the batch of 4 files .*; applying them one at a time/);
+    assert.match(failed.detail, /^0003_bad\.sql: statement 1 \(ALTER TABLE users ADD COLUMN nope NOPE\) failed: .*Spanner applied nothing of the batch; version 3 is now dirty/);
+    assert.deepEqual(await history(database), [
+      { version: 1, status: 'applied' }, { version: 1, status: 'skipped' }, { version: 2, status: 'applied' }, { version: 2, status: 'skipped' },
+      { version: 3, status: 'failed' }, { version: 3, status: 'skipped' }, { version: 4, status: 'skipped' },
+    ]);
+    assert.deepEqual(await query(database, "SELECT table_name FROM information_schema.tables WHERE table_schema = '' AND table_name IN ('users', 'later')"), [{ table_name: 'users' }]);
+
+    const log = emulator.output();
+    const batch = /statements: "CREATE TABLE users[^]*?statements: "CREATE TABLE later[^]*?operation_id: "oidc_broker_p9001_j7001_v1_[0-9a-f]{8}"/.test(log);
+    assert.ok(batch, 'the four files went to Spanner as one operation named after the pipeline, the job and its first version');
   });
 
   it('refuses a changed applied file, and --dry-run changes nothing', async () => {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrokerError } from '../src/core/errors.js';
+import { failedGroupOutcomes, groupPending, locateFailure } from '../src/core/spanner/batch.js';
 import { decideAcquire, describeHolder } from '../src/core/spanner/lease.js';
 import { approversOf, ddlOperationId, pipelineFacts, requestTag } from '../src/core/spanner/pipeline.js';
 import { dirtyError, parseMigrations, planMigrations, type AppliedVersion, type MigrationFile } from '../src/core/spanner/plan.js';
@@ -137,5 +138,37 @@ describe('pipeline facts', () => {
     assert.equal(requestTag(facts, 'lock acquire'), 'oidc-broker p=123456 j=987654 lock acquire');
     assert.ok(requestTag({ ...facts, pipelineId: '9'.repeat(40) }, 'x').length <= 50);
     assert.match(ddlOperationId(facts, 12, 'AB-12'), /^oidc_broker_p123456_j987654_v12_ab12$/);
+  });
+});
+
+describe('DDL batches', () => {
+  const migrations = parseMigrations([
+    file('0001_a.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x); CREATE INDEX ia ON a (x)'),
+    file('0002_b.sql', 'CREATE TABLE b (x INT64) PRIMARY KEY (x); CREATE INDEX ib ON b (x)'),
+    file('0003_c.sql', 'CREATE TABLE c (x INT64) PRIMARY KEY (x)'),
+    file('0004_seed.sql', '-- oidc-broker: dml\nINSERT INTO a (x) VALUES (1)'),
+    file('0005_d.sql', 'CREATE TABLE d (x INT64) PRIMARY KEY (x)'),
+  ]);
+
+  it('groups consecutive DDL versions, never across a DML version, at most N per group', () => {
+    assert.deepEqual(groupPending(migrations, 50).map((group) => group.map((m) => m.version)), [[1, 2, 3], [4], [5]]);
+    assert.deepEqual(groupPending(migrations, 2).map((group) => group.map((m) => m.version)), [[1, 2], [3], [4], [5]]);
+    assert.deepEqual(groupPending(migrations, 1).map((group) => group.map((m) => m.version)), [[1], [2], [3], [4], [5]]);
+  });
+
+  const group = migrations.slice(0, 3);
+  it('maps Spanner\'s committed statement count to applied, failed and skipped versions', () => {
+    // 3 statements committed: version 1 (2 statements) applied, version 2 failed on its second statement.
+    assert.deepEqual(locateFailure(group, 3, ''), { version: 1, statement: 1 });
+    assert.deepEqual(failedGroupOutcomes(group, 3, locateFailure(group, 3, '')), ['applied', 'failed', 'skipped']);
+    // Failing on the first statement of version 2: version 1 applied, version 2 dirty all the same.
+    assert.deepEqual(failedGroupOutcomes(group, 2, locateFailure(group, 2, '')), ['applied', 'failed', 'skipped']);
+  });
+
+  it('a batch refused before it started applied nothing: only the version named in the message is dirty', () => {
+    const failure = locateFailure(group, undefined, 'Error parsing Spanner DDL statement: CREATE TABLE c (x INT64) PRIMARY KEY (x) : Syntax error');
+    assert.deepEqual(failure, { version: 2, statement: 0 });
+    assert.deepEqual(failedGroupOutcomes(group, undefined, failure), ['skipped', 'skipped', 'failed']);
+    assert.deepEqual(failedGroupOutcomes(group, undefined, undefined), ['failed', 'skipped', 'skipped'], 'the first version when the message names none');
   });
 });

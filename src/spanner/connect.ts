@@ -35,6 +35,12 @@ export function emulatorSessionEnv(env: Readonly<Record<string, string | undefin
   return Object.fromEntries(names.filter((name) => env[name] === undefined).map((name) => [name, 'false']));
 }
 
+/**
+ * A run uses one or two sessions at a time (a transaction, the lease renewal); the default pool creates 25 as soon as
+ * a database handle exists.
+ */
+export const SESSION_POOL = { min: 1, max: 10, incStep: 2 } as const;
+
 /** Opens the database (no request is made until the first call). */
 export function connect(options: ConnectOptions): Connection {
   // The client reads these variables itself when it builds its session factory, so they go into process.env.
@@ -46,9 +52,7 @@ export function connect(options: ConnectOptions): Connection {
   const auth = emulator ? new EmulatorAuthClient() : new TokenFileAuthClient(options.tokenFile as string);
   if (auth instanceof TokenFileAuthClient) auth.currentToken();
   const spanner = new Spanner({ projectId: options.name.project, authClient: auth, disableBuiltInMetrics: true });
-  // A run uses one or two sessions at a time (a transaction, the lease renewal); the default pool creates 25 at once.
-  const pool = { min: 1, max: 10, incStep: 2 };
-  const database = spanner.instance(options.name.instance).database(options.name.database, pool, undefined, options.databaseRole ?? null);
+  const database = spanner.instance(options.name.instance).database(options.name.database, SESSION_POOL, undefined, options.databaseRole ?? null);
   const serviceAccount = options.env.GOOGLE_SERVICE_ACCOUNT;
   const principal = emulator ? 'the emulator' : serviceAccount ? `the service account ${serviceAccount}` : `the token in ${options.tokenFile}`;
   return {

@@ -3,8 +3,9 @@
  * stop on a dirty version, apply each pending version by its kind, release the lease.
  */
 import { randomUUID } from 'node:crypto';
-import { assertNever, BrokerError } from '../core/errors.js';
+import { assertNever, BrokerError, isBrokerError } from '../core/errors.js';
 import { dirtyAdvice, dirtyError, parseMigrations, planMigrations, type AppliedVersion, type Migration, type Plan } from '../core/spanner/plan.js';
+import { failedGroupOutcomes, groupPending, locateFailure, type VersionOutcome } from '../core/spanner/batch.js';
 import { ddlOperationId, type PipelineFacts } from '../core/spanner/pipeline.js';
 import { mapSpannerError, spannerMessage, type Connection } from './connect.js';
 import type { DatabaseName } from './tables.js';
@@ -27,6 +28,8 @@ export interface MigrateOptions {
   readonly dryRun: boolean;
   readonly leaseMs: number;
   readonly lockTimeoutMs: number;
+  /** At most this many consecutive DDL versions per schema operation (1: one operation per file). */
+  readonly ddlBatch: number;
   /** How often a long DDL operation prints that it is still running (GitLab kills silent jobs). */
   readonly progressEveryMs: number;
 }
@@ -73,37 +76,53 @@ async function readPlan(context: RunContext, options: Pick<MigrateOptions, 'dir'
   return planMigrations(migrations, countingAttempts(history), { allowOutOfOrder: options.allowOutOfOrder });
 }
 
-/** Names the statement of a DDL batch that failed: by Spanner's count of committed statements, or by its text. */
-function failedStatement(migration: Migration, committed: number | undefined, message: string): string {
-  const index = committed !== undefined && committed < migration.statements.length ? committed
-    : migration.statements.length === 1 ? 0 : migration.statements.findIndex((statement) => message.includes(statement.slice(0, 60)));
-  if (index < 0) return `one of its ${migration.statements.length} statements`;
-  const statement = migration.statements[index] as string;
+/** "statement 2 (CREATE INDEX …)" for messages. */
+function statementLabel(migration: Migration, index: number): string {
+  const statement = migration.statements[index] ?? '';
   return `statement ${index + 1} (${statement.length > 120 ? `${statement.slice(0, 119)}…` : statement})`;
 }
 
-async function applyDdl(context: RunContext, migration: Migration, options: MigrateOptions): Promise<void> {
-  const id = await context.store.start(migration);
+/** One schema operation for a group of DDL versions; their history rows are started and settled together. */
+async function applyDdlGroup(context: RunContext, group: readonly Migration[], options: MigrateOptions): Promise<void> {
+  const first = group[0] as Migration;
+  const ids = await context.store.start(group);
   const started = context.clock();
+  const total = group.reduce((sum, migration) => sum + migration.statements.length, 0);
   let committed: number | undefined;
   try {
     const [operation] = await context.connection.database.updateSchema({
-      statements: [...migration.statements],
-      operationId: ddlOperationId(context.facts, migration.version, randomUUID().slice(0, 8)),
+      statements: group.flatMap((migration) => migration.statements),
+      operationId: ddlOperationId(context.facts, first.version, randomUUID().slice(0, 8)),
     });
     const metadata = (): { commitTimestamps?: unknown[] } | undefined => operation.metadata as { commitTimestamps?: unknown[] } | undefined;
+    committed = 0;
     await withProgress(operation.promise(), options.progressEveryMs, context.clock, (elapsed) => {
       committed = metadata()?.commitTimestamps?.length ?? committed;
-      context.log(`  ${migration.file}: still applying after ${Math.round(elapsed / 1000)}s (${committed ?? 0}/${migration.statements.length} statements committed)`);
+      context.log(`  ${group.map((migration) => migration.file).join(', ')}: still applying after ${Math.round(elapsed / 1000)}s (${committed ?? 0}/${total} statements committed)`);
     });
-    await context.store.finish(id, 'applied', context.clock() - started, null);
+    await context.store.finish(ids.map((id) => ({ id, status: 'applied', error: null })), context.clock() - started);
   } catch (err) {
-    committed = (err as { metadata?: { commitTimestamps?: unknown[] } })?.metadata?.commitTimestamps?.length ?? committed;
-    const mapped = mapSpannerError(err, context.connection, context.name, `applying ${migration.file}`);
-    const message = `${failedStatement(migration, committed, spannerMessage(err))} failed: ${sentence(err)}`;
-    await context.store.finish(id, 'failed', context.clock() - started, message).catch(() => undefined);
-    const done = committed === undefined ? 'Spanner applies the statements before a failing one' : `Spanner committed ${committed} of ${migration.statements.length} statements`;
-    throw new BrokerError(mapped.code, `${migration.file}: ${message}. ${done}; version ${migration.version} is now dirty: ${dirtyAdvice(migration.version)}`, { cause: err });
+    // An error before the operation existed means Spanner applied nothing; after, its metadata counts what it committed.
+    const fromOperation = (err as { metadata?: { commitTimestamps?: unknown[] } })?.metadata?.commitTimestamps?.length;
+    committed = fromOperation ?? committed;
+    if (committed === undefined && group.length > 1 && !isBrokerError(err)) {
+      // Refused as a whole, so nothing was applied: one operation per file finds the failing one and applies those before it.
+      await context.store.finish(ids.map((id) => ({ id, status: 'skipped', error: null })), context.clock() - started);
+      context.log(`Spanner refused the batch of ${group.length} files (${sentence(err)}); applying them one at a time`);
+      for (const migration of group) await applyDdlGroup(context, [migration], options);
+      return;
+    }
+    const failure = locateFailure(group, committed, spannerMessage(err));
+    const outcomes = failedGroupOutcomes(group, committed, failure);
+    const failing = group[failure?.version ?? outcomes.indexOf('failed')] ?? first;
+    const label = failure ? statementLabel(failing, failure.statement) : `one of its ${failing.statements.length} statements`;
+    const message = `${label} failed: ${sentence(err)}`;
+    await context.store.finish(ids.map((id, index) => ({ id, status: outcomes[index] as VersionOutcome, error: outcomes[index] === 'skipped' ? null : message })), context.clock() - started)
+      .catch(() => undefined);
+    const applied = group.filter((_, index) => outcomes[index] === 'applied').map((migration) => migration.version);
+    const mapped = mapSpannerError(err, context.connection, context.name, `applying ${failing.file}`);
+    const done = committed === undefined ? 'Spanner applied nothing of the batch' : `Spanner committed ${committed} of the batch's ${total} statements${applied.length ? ` (versions ${applied.join(', ')} are applied)` : ''}`;
+    throw new BrokerError(mapped.code, `${failing.file}: ${message}. ${done}; version ${failing.version} is now dirty: ${dirtyAdvice(failing.version)}`, { cause: err });
   }
 }
 
@@ -113,13 +132,13 @@ async function applyDml(context: RunContext, migration: Migration): Promise<void
   } catch (err) {
     const rowCounts = (err as { rowCounts?: unknown[] })?.rowCounts;
     const mapped = mapSpannerError(err, context.connection, context.name, `applying ${migration.file}`);
-    const where = rowCounts ? failedStatement(migration, rowCounts.length, '') : 'a statement';
+    const where = rowCounts && rowCounts.length < migration.statements.length ? statementLabel(migration, rowCounts.length) : 'a statement';
     throw new BrokerError(mapped.code, `${migration.file}: ${where} failed: ${sentence(err)}. The transaction was rolled back: nothing of it is applied`, { cause: err });
   }
 }
 
 async function applyPartitioned(context: RunContext, migration: Migration): Promise<void> {
-  const id = await context.store.start(migration);
+  const [id] = await context.store.start([migration]);
   const started = context.clock();
   let index = 0;
   try {
@@ -128,34 +147,36 @@ async function applyPartitioned(context: RunContext, migration: Migration): Prom
       context.log(`  ${migration.file}: statement ${index + 1}/${migration.statements.length}: at least ${rows} rows`);
       index += 1;
     }
-    await context.store.finish(id, 'applied', context.clock() - started, null);
+    await context.store.finish([{ id: id as string, status: 'applied', error: null }], context.clock() - started);
   } catch (err) {
     const mapped = mapSpannerError(err, context.connection, context.name, `applying ${migration.file}`);
-    const message = `${failedStatement(migration, index, '')} failed: ${sentence(err)}`;
-    await context.store.finish(id, 'failed', context.clock() - started, message).catch(() => undefined);
+    const message = `${statementLabel(migration, index)} failed: ${sentence(err)}`;
+    await context.store.finish([{ id: id as string, status: 'failed', error: message }], context.clock() - started).catch(() => undefined);
     throw new BrokerError(mapped.code, `${migration.file}: ${message}; statements before it ran to completion; version ${migration.version} is now dirty: ${dirtyAdvice(migration.version)}`, { cause: err });
   }
 }
 
-async function applyOne(context: RunContext, migration: Migration, options: MigrateOptions): Promise<AppliedResult> {
+async function applyGroup(context: RunContext, group: readonly Migration[], options: MigrateOptions): Promise<AppliedResult[]> {
   const started = context.clock();
-  context.log(`applying ${migration.file} (${migration.kind}, ${migration.statements.length} statement${migration.statements.length === 1 ? '' : 's'})`);
-  switch (migration.kind) {
+  const first = group[0] as Migration;
+  const count = (migration: Migration): string => `${migration.statements.length} statement${migration.statements.length === 1 ? '' : 's'}`;
+  for (const migration of group) context.log(`applying ${migration.file} (${migration.kind}, ${count(migration)})`);
+  switch (first.kind) {
     case 'ddl':
-      await applyDdl(context, migration, options);
+      await applyDdlGroup(context, group, options);
       break;
     case 'dml':
-      await applyDml(context, migration);
+      await applyDml(context, first);
       break;
     case 'partitioned-dml':
-      await applyPartitioned(context, migration);
+      await applyPartitioned(context, first);
       break;
     default:
-      assertNever(migration.kind);
+      assertNever(first.kind);
   }
   const durationMs = context.clock() - started;
-  context.log(`applied ${migration.file} in ${Math.round(durationMs)} ms`);
-  return { version: migration.version, file: migration.file, kind: migration.kind, statements: migration.statements.length, durationMs };
+  context.log(`applied ${group.map((migration) => migration.file).join(', ')} in ${Math.round(durationMs)} ms`);
+  return group.map((migration) => ({ version: migration.version, file: migration.file, kind: migration.kind, statements: migration.statements.length, durationMs: durationMs / group.length }));
 }
 
 /** Plans (and unless dry-run, applies) the pending versions under the lease. */
@@ -176,9 +197,9 @@ export async function migrate(context: RunContext, options: MigrateOptions): Pro
     const dirty = plan.dirty[0];
     if (dirty) throw dirtyError(dirty);
     if (plan.pending.length === 0) context.log(`up to date: ${plan.applied.length} versions applied`);
-    for (const migration of plan.pending) {
+    for (const group of groupPending(plan.pending, options.ddlBatch)) {
       lease.check();
-      applied.push(await applyOne(context, migration, options));
+      applied.push(...(await applyGroup(context, group, options)));
     }
     return { dryRun: false, plan, applied, lockAcquireMs, lockRenewMs: lease.renewals };
   } finally {

@@ -4,7 +4,7 @@
  * request tag naming the pipeline and job. Times are Spanner's CURRENT_TIMESTAMP(), never the runner's clock.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database, Transaction } from '@google-cloud/spanner';
+import { Spanner, type Database, type Transaction } from '@google-cloud/spanner';
 import { BrokerError } from '../core/errors.js';
 import { decideAcquire, type AcquireDecision, type LeaseRow } from '../core/spanner/lease.js';
 import type { AppliedVersion, Migration } from '../core/spanner/plan.js';
@@ -183,27 +183,34 @@ export class MigrationStore {
     };
   }
 
-  private insertAttempt(tx: Transaction, tag: string, params: Row): Promise<unknown> {
-    return tx.runUpdate({
+  private attemptStatement(params: Row): { sql: string; params: Row; types: Record<string, unknown> } {
+    return {
       sql: `INSERT INTO ${this.tables.history} (id, event, version, description, file, checksum, kind, status, statement_count, started_at, ${WHO_COLUMNS})
             VALUES (@id, 'apply', @version, @description, @file, @checksum, @kind, @status, @statement_count, CURRENT_TIMESTAMP(), ${WHO_VALUES})`,
-      params, types: { approvers: { type: 'array', child: 'string' } }, requestOptions: { requestTag: tag },
+      params, types: { approvers: { type: 'array', child: 'string' } },
+    };
+  }
+
+  /**
+   * Records that versions started, as mutations in one transaction (one commit however many versions); each row stays
+   * "started" (dirty) until {@link finish} says otherwise. Times are the commit timestamp.
+   */
+  async start(migrations: readonly Migration[]): Promise<string[]> {
+    const ids = migrations.map(() => randomUUID());
+    await this.transaction(`start v${migrations[0]?.version ?? 0}`, async (tx) => {
+      tx.insert(this.tables.history, migrations.map((migration, index) => ({
+        ...this.startParams(ids[index] as string, migration, 'started'), event: 'apply', started_at: Spanner.COMMIT_TIMESTAMP,
+      })));
     });
+    return ids;
   }
 
-  /** Records that a version started; the row stays "started" (dirty) until {@link finish} says otherwise. */
-  async start(migration: Migration): Promise<string> {
-    const id = randomUUID();
-    await this.transaction(`start v${migration.version}`, (tx, tag) => this.insertAttempt(tx, tag, this.startParams(id, migration, 'started')));
-    return id;
-  }
-
-  async finish(id: string, status: 'applied' | 'failed', durationMs: number, error: string | null): Promise<void> {
-    await this.transaction('finish', async (tx, tag) => {
-      await tx.runUpdate({
-        sql: `UPDATE ${this.tables.history} SET status = @status, finished_at = CURRENT_TIMESTAMP(), duration_ms = @duration, error = @error WHERE id = @id`,
-        params: { id, status, duration: Math.round(durationMs), error }, types: { error: 'string' }, requestOptions: { requestTag: tag },
-      });
+  /** Settles started rows in one commit: applied, failed (dirty), or skipped (never ran; the row no longer counts). */
+  async finish(outcomes: readonly { id: string; status: 'applied' | 'failed' | 'skipped'; error: string | null }[], durationMs: number): Promise<void> {
+    await this.transaction('finish', async (tx) => {
+      tx.update(this.tables.history, outcomes.map((outcome) => ({
+        id: outcome.id, status: outcome.status, finished_at: Spanner.COMMIT_TIMESTAMP, duration_ms: Math.round(durationMs), error: outcome.error,
+      })));
     });
   }
 
@@ -212,7 +219,7 @@ export class MigrationStore {
     const id = randomUUID();
     await this.transaction(`dml v${migration.version}`, async (tx, tag) => {
       await tx.batchUpdate([...migration.statements], { requestOptions: { requestTag: tag } });
-      await this.insertAttempt(tx, tag, this.startParams(id, migration, 'applied'));
+      await tx.runUpdate({ ...this.attemptStatement(this.startParams(id, migration, 'applied')), requestOptions: { requestTag: tag } } as never);
       await tx.runUpdate({
         sql: `UPDATE ${this.tables.history} SET finished_at = CURRENT_TIMESTAMP(), duration_ms = @duration WHERE id = @id`,
         params: { id, duration: Math.round(clock() - startedMs) }, requestOptions: { requestTag: tag },

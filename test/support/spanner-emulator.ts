@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Spanner } from '@google-cloud/spanner';
+import { Spanner, type Database } from '@google-cloud/spanner';
 import { EmulatorAuthClient } from '../../src/spanner/auth.js';
-import { emulatorSessionEnv } from '../../src/spanner/connect.js';
+import { emulatorSessionEnv, SESSION_POOL } from '../../src/spanner/connect.js';
 
 const SDK_ROOTS = ['/usr/lib/google-cloud-sdk', '/usr/share/google-cloud-sdk', '/opt/google-cloud-sdk'];
 
@@ -41,6 +41,8 @@ export interface Emulator {
   output(): string;
   /** Creates a database and returns its full name. */
   createDatabase(id: string): Promise<string>;
+  /** A handle on a database of the instance (closed by stop()). */
+  database(id: string): Database;
   readonly client: Spanner;
   stop(): Promise<void>;
 }
@@ -83,15 +85,23 @@ export async function startEmulator(options: { logRequests?: boolean } = {}): Pr
     const client = new Spanner({ projectId: project, authClient: new EmulatorAuthClient(), disableBuiltInMetrics: true });
     const [instance, operation] = await client.createInstance(instanceId, { config: 'emulator-config', nodes: 1, displayName: 'test' });
     await operation.promise();
+    const handles = new Map<string, Database>();
+    const database = (id: string): Database => {
+      const handle = handles.get(id) ?? instance.database(id, { ...SESSION_POOL });
+      handles.set(id, handle);
+      return handle;
+    };
     return {
-      host, project, instance: instanceId, client,
+      host, project, instance: instanceId, client, database,
       output: () => text,
       async createDatabase(id) {
-        const [, created] = await instance.createDatabase(id);
-        await created.promise();
+        const [created, operation] = await instance.createDatabase(id, { poolOptions: { ...SESSION_POOL } });
+        await operation.promise();
+        handles.set(id, created);
         return `projects/${project}/instances/${instanceId}/databases/${id}`;
       },
       async stop() {
+        await Promise.all([...handles.values()].map((handle) => handle.close().catch(() => undefined)));
         client.close();
         await stop();
       },

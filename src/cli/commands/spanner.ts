@@ -29,6 +29,12 @@ const seconds = (name: string) => (value: string): number => {
   return parsed;
 };
 
+const count = (name: string) => (value: string): number => {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return parsed;
+};
+
 /** The exchange output (rule, approvals, requestId) next to the credentials, when the job ran `oidc-broker exchange`. */
 function readExchange(flags: CommonFlags): unknown {
   const dir = process.env.OIDC_BROKER_DIR;
@@ -123,13 +129,14 @@ export function registerSpannerCommands(program: Command): void {
     .option('--dry-run', 'print the plan (versions, kinds, statements) and change nothing')
     .option('--allow-out-of-order', 'apply files older than the newest applied version, and allow gaps')
     .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for another run to release the lock').default(300).argParser(seconds('--lock-timeout')))
+    .addOption(new Option('--ddl-batch <versions>', 'at most this many consecutive DDL files per schema operation (1: one per file)').default(50).argParser(count('--ddl-batch')))
     .addOption(new Option('--lock-lease <seconds>', 'lease length; renewed every third of it while the run lasts').default(60).argParser(seconds('--lock-lease')))
-    .action((flags: CommonFlags & { dir: string; dryRun?: boolean; allowOutOfOrder?: boolean; lockTimeout: number; lockLease: number }) => run(async () => {
+    .action((flags: CommonFlags & { dir: string; dryRun?: boolean; allowOutOfOrder?: boolean; lockTimeout: number; lockLease: number; ddlBatch: number }) => run(async () => {
       if (flags.lockLease < 1) throw new UsageError('--lock-lease must be at least 1 second');
       const { migrate } = await import('../../spanner/runner.js');
       const result = await withContext(flags, (context) => migrate(context, {
         dir: resolve(flags.dir), dryRun: Boolean(flags.dryRun), allowOutOfOrder: Boolean(flags.allowOutOfOrder),
-        leaseMs: flags.lockLease * 1000, lockTimeoutMs: flags.lockTimeout * 1000, progressEveryMs: 8000,
+        leaseMs: flags.lockLease * 1000, lockTimeoutMs: flags.lockTimeout * 1000, progressEveryMs: 8000, ddlBatch: flags.ddlBatch,
       }));
       printMigrate(result, Boolean(flags.json));
     }));
