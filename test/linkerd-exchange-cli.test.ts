@@ -47,7 +47,7 @@ describe('exchange and gate commands', () => {
         const grants = (JSON.parse(body) as { grants: { linkerd: { csr: string } } }).grants;
         const now = new Date();
         const linkerd = await mesh.ca.issue(planFor(grants.linkerd.csr, minutesAfter(now, 10)), contextAt(now));
-        return [200, { requestId: 'r2', rule: 'payments-smoke', grants: { linkerd, google: { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] } } }];
+        return [200, { requestId: 'r2', rule: 'payments-smoke', subject: { project_path: 'payments/api' }, approvals: { deployment: [{ user: 'rel', at: undefined }] }, grants: { linkerd, google: { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] } } }];
       };
       const [status, payload] = await reply();
       response.writeHead(status, { 'content-type': status === 200 ? 'application/json' : 'application/problem+json' });
@@ -97,6 +97,8 @@ describe('exchange and gate commands', () => {
     assert.match(env, new RegExp(`^LINKERD_IDENTITY=${IDENTITY}$`, 'm'));
     assert.match(env, new RegExp(`^CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=${join(out, 'google-access-token')}$`, 'm'));
     assert.ok(!bodies.some((body) => body.includes('PRIVATE KEY')), 'the private key left the job');
+    // The exchange's authority for `spanner migrate`'s history, and nothing secret.
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'exchange.json'), 'utf8')), { requestId: 'r2', rule: 'payments-smoke', subject: { project_path: 'payments/api' }, approvals: { deployment: [{ user: 'rel' }] } });
   });
 
   const failures: Array<{ name: string; scenario: Scenario; args: () => string[]; token?: string; code: number; stderr: RegExp }> = [
