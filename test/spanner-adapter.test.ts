@@ -44,7 +44,12 @@ describe('mapSpannerError', () => {
     { name: 'an expired token', err: grpc(16, 'Request had invalid authentication credentials.'), code: 'token_expired', detail: /access token expired or was revoked/ },
     { name: 'a token file that vanished mid-run', err: grpc(14, 'Getting metadata from plugin failed with error: token_expired: the access token file x is empty'), code: 'token_expired', detail: /no usable access token/ },
     { name: 'invalid DDL', err: grpc(3, 'Error parsing Spanner DDL statement: CREATE TABLE ('), code: 'invalid_request', detail: /^applying 0001_x\.sql: Error parsing Spanner DDL statement/ },
-    { name: 'an outage', err: grpc(14, 'connect ECONNREFUSED'), code: 'upstream_unavailable', detail: /^Spanner failed while applying 0001_x\.sql: connect ECONNREFUSED/ },
+    { name: 'an outage', err: grpc(14, 'connect ECONNREFUSED'), code: 'upstream_unavailable', detail: /^Spanner failed while applying 0001_x\.sql: connect ECONNREFUSED$/ },
+    {
+      name: 'an outage after retries, without the list of every attempt',
+      err: new Error('Total timeout of API google.spanner.v1.Spanner exceeded 30000 milliseconds retrying error Error: 14 UNAVAILABLE: Name resolution failed  before any response was received. : Previous errors : [{message: 14 UNAVAILABLE: x}, {message: 14 UNAVAILABLE: x}]'),
+      code: 'upstream_unavailable', detail: /exceeded 30000 milliseconds .* before any response was received\.$/,
+    },
   ];
   for (const { name: caseName, err, code, detail } of cases) {
     it(caseName, () => {

@@ -76,7 +76,8 @@ interface GrpcLikeError {
 export function spannerMessage(err: unknown): string {
   const failure = err as GrpcLikeError;
   const text = typeof failure?.details === 'string' && failure.details ? failure.details : String(failure?.message ?? err);
-  return text.replace(/^\d+ [A-Z_]+: /, '');
+  // google-gax appends every retried attempt ("Previous errors: [...]"); the first line says it.
+  return text.replace(/^\d+ [A-Z_]+: /, '').replace(/\s*:?\s*Previous errors\s*:[^]*$/, '').slice(0, 500);
 }
 
 /** A gRPC/Spanner failure as a coded error; `what` says what was being done ("reading the history"). */

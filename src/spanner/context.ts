@@ -1,6 +1,6 @@
 /** Everything a spanner command needs, opened once: the connection, the store, the pipeline facts and a logger. */
 import { pipelineFacts } from '../core/spanner/pipeline.js';
-import { connect } from './connect.js';
+import { connect, mapSpannerError } from './connect.js';
 import type { RunContext } from './runner.js';
 import { MigrationStore } from './store.js';
 import { parseDatabaseName, tableNames } from './tables.js';
@@ -25,6 +25,8 @@ export async function withRunContext<T>(options: ContextOptions, body: (context:
   const store = new MigrationStore(connection.database, tables, facts);
   try {
     return await body({ connection, name, store, facts, log: options.log, clock: () => performance.now() });
+  } catch (err) {
+    throw mapSpannerError(err, connection, name, 'talking to Spanner');
   } finally {
     await connection.close();
   }

@@ -237,6 +237,7 @@ export class MigrationStore {
    * checksum), and records who did it. Refused while a live lease exists: the version may still be running.
    */
   async resolve(version: number, outcome: 'applied' | 'rolled_back', checksum: string | undefined): Promise<HistoryEntry> {
+    if (!(await this.existingTables()).history) throw new BrokerError('not_found', `no migration history (${this.tables.history}) in this database: nothing to resolve`);
     return this.transaction('resolve', async (tx, tag) => {
       const [leaseRows] = await tx.run({ sql: `SELECT CURRENT_TIMESTAMP() AS now, l.* FROM (SELECT 1) LEFT JOIN ${this.tables.lock} l ON l.name = @name`, params: { name: LOCK_NAME }, json: true, requestOptions: { requestTag: tag } });
       const leaseRow = (leaseRows[0] ?? {}) as Row;
