@@ -8,6 +8,8 @@ set -euo pipefail
 # looked for as that file (tools installed outside PATH, such as the gcloud SDK's emulators).
 TOOLS=(
   "openssl openssl"
+  "go golang-go"
+  "git git"
   "/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main google-cloud-cli-spanner-emulator"
 )
 

@@ -93,6 +93,8 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   const verifier = createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
   const replay = overrides.replay ?? createMemoryReplayStore();
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
+  // Not fatal: openssl and Node still accept such a chain, but the mesh's own consumers will not (docs/linkerd.md).
+  for (const reason of ca?.consumerProblems() ?? []) log.warn('the Linkerd issuer chain will be refused by mesh consumers', { reason });
 
   const deps: BrokerDeps = {
     clock, verifier, facts, replay, audit, signer, ca, google: overrides.google,

@@ -75,6 +75,8 @@ export interface CertificateAuthority {
   trustAnchorsPem(): string;
   /** Throws unless the issuer is usable now (chains to an anchor, is a CA, is valid, key matches). */
   check(now: Date): void;
+  /** Why some consumers of the mesh (Linkerd's proxy, Go programs) would refuse the issuer chain; empty when none would. */
+  consumerProblems(): readonly string[];
 }
 
 export interface GoogleAccessToken {

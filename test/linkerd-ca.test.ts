@@ -47,9 +47,10 @@ describe('issued leaves', () => {
       /Authority Key Identifier/, /Subject Key Identifier/,
       /1\.3\.6\.1\.4\.1\.57264\.1\.13:\s+\.\(714a3c0c/, /1\.3\.6\.1\.4\.1\.57264\.1\.14:\s+\.\.refs\/heads\/main/,
       /1\.3\.6\.1\.4\.1\.57264\.1\.15:\s+\.\.20/, /1\.3\.6\.1\.4\.1\.57264\.1\.23:\s+\.\nproduction/,
-      /2\.25\.107681443206632415690038753314996789099\.1:\s+\.\.574/, /2\.25\.107681443206632415690038753314996789099\.2:\s+\.\.302/,
+      /1\.3\.6\.1\.4\.1\.57264\.1\.21:\s+\.2https:\/\/gitlab\.example\.com\/payments\/api\/-\/jobs\/302/,
     ];
     for (const pattern of expected) assert.match(text, pattern);
+    assert.doesNotMatch(text, /^\s+2\.25\./m, 'no UUID-arc OIDs');
   });
 
   it('nothing but the public key is taken from an openssl-made CSR with its own subject and names', async () => {

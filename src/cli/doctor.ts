@@ -12,7 +12,7 @@ import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { lintPolicy } from '../core/policy/lint.js';
 import { trustedIssuers } from '../main.js';
-import { configPathOrUsage, EXIT, printTable } from './output.js';
+import { configPathOrUsage, EXIT, printTable, TABLE_CELL_WIDTH } from './output.js';
 
 type Status = 'ok' | 'warn' | 'fail' | 'unreachable';
 type Row = [status: Status, check: string, detail: string];
@@ -70,7 +70,7 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
   }
   if (config.linkerd) {
     const report = doctorCa(config.linkerd, new Date());
-    if (report.ok) rows.push(['ok', 'linkerd CA', 'issuer chains to an anchor, is a CA, valid now, key matches']);
+    if (report.ok) rows.push(['ok', 'linkerd CA', "chain, CA, validity, key ok; nothing Linkerd's proxy or Go refuses"]);
     for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
     for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
   }
@@ -89,6 +89,10 @@ export function registerDoctorCommand(program: Command): void {
       if (!path) return;
       const { rows, exitCode } = await runDoctor(path);
       printTable(['status', 'check', 'detail'], rows);
+      // A finding is only useful with its reason: print in full what the table had to cut.
+      for (const [status, check, detail] of rows) {
+        if (status !== 'ok' && detail.length > TABLE_CELL_WIDTH) console.log(`\n${status} ${check}: ${detail}`);
+      }
       process.exitCode = exitCode;
     });
 }

@@ -1,9 +1,13 @@
 /** CLI exit codes (CONTRACT.md §5) and plain-text tables. */
 export const EXIT = { ok: 0, denied: 1, usage: 2, upstream: 3 } as const;
 
+/** Longer table cells are cut, to keep tables readable in a CI log. */
+export const TABLE_CELL_WIDTH = 70;
+
 /** A plain-text table, cells trimmed to keep it readable in a CI log. */
 export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const cell = (value: string): string => (value.length > 70 ? `${value.slice(0, 69)}…` : value).replace(/\s+/g, ' ');
+  const cell = (value: string): string =>
+    (value.length > TABLE_CELL_WIDTH ? `${value.slice(0, TABLE_CELL_WIDTH - 1)}…` : value).replace(/\s+/g, ' ');
   const all = [headers, ...rows].map((row) => row.map(cell));
   const widths = headers.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
   const line = (row: readonly string[]): string => row.map((value, column) => value.padEnd(widths[column] ?? 0)).join('  ').trimEnd();

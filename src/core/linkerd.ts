@@ -78,17 +78,9 @@ export function certificateValidity(input: ValidityInput): Validity | undefined 
 
 /** Sigstore's PEN; Fulcio's CI extensions live under `.1` (github.com/sigstore/fulcio docs/oid-info.md). */
 const FULCIO = '1.3.6.1.4.1.57264.1';
-/**
- * Our private arc for what Fulcio has no extension for: a UUID-derived OID (ITU-T X.667 / ISO/IEC 9834-8, arc 2.25),
- * which anyone may assign without registration and which cannot collide with anyone else's.
- * UUID 5102b10c-3740-4321-b1c6-4b3b3f289f6b. Documented in docs/linkerd.md; never renumber an entry.
- */
-export const BROKER_OID_ARC = '2.25.107681443206632415690038753314996789099';
 
 export interface ProvenanceSource {
   readonly principal: GitLabPrincipal;
-  readonly rule: string;
-  readonly requestId: string;
 }
 
 export interface ProvenanceField {
@@ -106,7 +98,9 @@ function serverUrl(principal: GitLabPrincipal): string {
 /**
  * Every provenance extension a leaf may carry, each a non-critical extension whose value is a DER UTF8String (the
  * encoding Fulcio uses from .1.8 on). Fulcio's OIDs are reused with Fulcio's GitLab mapping where the meaning matches,
- * so tools that read Fulcio certificates can read ours.
+ * so tools that read Fulcio certificates can read ours. Only Fulcio's: an OID of our own would need an arc that every
+ * consumer can parse (Go stops at 2^31, RFC 5280 promises 2^28), and what only we know (pipeline, rule, request id) is
+ * in the audit record that the certificate's serial number points to (docs/linkerd.md).
  */
 export const PROVENANCE_FIELDS: readonly ProvenanceField[] = [
   { oid: `${FULCIO}.8`, name: 'Issuer (V2)', source: 'iss', value: ({ principal }) => principal.iss },
@@ -129,11 +123,6 @@ export const PROVENANCE_FIELDS: readonly ProvenanceField[] = [
     value: ({ principal }) => `${serverUrl(principal)}/${principal.project_path}/-/jobs/${principal.job_id}`,
   },
   { oid: `${FULCIO}.23`, name: 'Deployment Environment', source: 'environment', value: ({ principal }) => principal.environment },
-  { oid: `${BROKER_OID_ARC}.1`, name: 'GitLab Pipeline ID', source: 'pipeline_id', value: ({ principal }) => principal.pipeline_id },
-  { oid: `${BROKER_OID_ARC}.2`, name: 'GitLab Job ID', source: 'job_id', value: ({ principal }) => principal.job_id },
-  { oid: `${BROKER_OID_ARC}.3`, name: 'GitLab Project Path', source: 'project_path', value: ({ principal }) => principal.project_path },
-  { oid: `${BROKER_OID_ARC}.4`, name: 'Broker Policy Rule', source: 'the policy rule that allowed the exchange', value: ({ rule }) => rule },
-  { oid: `${BROKER_OID_ARC}.5`, name: 'Broker Request ID', source: 'the exchange requestId (audit log)', value: ({ requestId }) => requestId },
 ];
 
 export interface ProvenanceValue {

@@ -36,17 +36,14 @@ export interface CaMaterial extends CaPems {
 }
 
 /**
- * RFC 5280 NameConstraints permitting only the mesh's DNS identities (or one namespace's) and SPIFFE IDs of the trust
- * domain. X.509 URI constraints match the host only, so the SPIFFE namespace itself cannot be constrained.
+ * RFC 5280 NameConstraints permitting only the mesh's DNS identities (or one namespace's): the name Linkerd authorises
+ * by, which every consumer evaluates. No URI constraint: Linkerd's proxy (rustls-webpki 0.103.12 and later) rejects
+ * any chain that carries one (docs/linkerd.md).
  */
 export function meshNameConstraints(naming: MeshNaming, namespace?: string): x509.Extension {
   const serviceAccounts = `serviceaccount.identity.${naming.controlPlaneNamespace}.${naming.trustDomain}`;
   const dns = namespace === undefined ? serviceAccounts : `${namespace}.${serviceAccounts}`;
-  const permitted = tlv(
-    contextTag(0, true),
-    sequence(tlv(contextTag(2, false), Buffer.from(dns, 'latin1'))),
-    sequence(tlv(contextTag(6, false), Buffer.from(naming.trustDomain, 'latin1'))),
-  );
+  const permitted = tlv(contextTag(0, true), sequence(tlv(contextTag(2, false), Buffer.from(dns, 'latin1'))));
   return new x509.Extension('2.5.29.30', true, sequence(permitted));
 }
 

@@ -9,7 +9,7 @@ import { certificateValidity, linkerdIdentity, provenanceOf } from '../../core/l
 import type { CertificateAuthority, IssuedCertificate, MintContext } from '../../ports.js';
 import { checkProofOfPossession, checkRequestedNames, readCertificationRequest } from './csr.js';
 import { toPem } from './der.js';
-import { CaSetupError, checkValidAt, issuerWarnings, loadIssuerMaterial, subjectKeyIdOf, subjectNameOf, type CaPems } from './issuer.js';
+import { CaSetupError, chainConsumerProblems, checkValidAt, issuerWarnings, loadIssuerMaterial, subjectKeyIdOf, subjectNameOf, type CaPems } from './issuer.js';
 import { createLeafSigner } from './leaf.js';
 
 export { CaSetupError } from './issuer.js';
@@ -55,6 +55,7 @@ export function createCertificateAuthority(files: LinkerdCaFiles, now: Date): Ce
 export function createCertificateAuthorityFromPems(naming: MeshNaming, pems: CaPems, now: Date): CertificateAuthority {
   const material = loadIssuerMaterial(pems);
   checkValidAt(material, now);
+  const problems = Object.freeze(chainConsumerProblems(material));
   const signLeaf = createLeafSigner({
     issuerName: subjectNameOf(material.issuer),
     issuerKeyId: subjectKeyIdOf(material.issuer),
@@ -81,7 +82,7 @@ export function createCertificateAuthorityFromPems(naming: MeshNaming, pems: CaP
       identity,
       subjectPublicKeyInfo: request.subjectPublicKeyInfo,
       validity,
-      provenance: provenanceOf({ principal: context.principal, rule: context.rule, requestId: context.requestId }),
+      provenance: provenanceOf({ principal: context.principal }),
     });
     return {
       certificate: toPem(leaf.der, 'CERTIFICATE'),
@@ -112,6 +113,7 @@ export function createCertificateAuthorityFromPems(naming: MeshNaming, pems: CaP
         throw unusable(err);
       }
     },
+    consumerProblems: () => problems,
   };
 }
 
@@ -122,14 +124,15 @@ export interface CaDoctorReport {
 }
 
 /**
- * `doctor`'s view of the CA: errors that would stop the broker, and warnings (no name constraints, expiry within
- * 7 days). Never throws for a CA problem.
+ * `doctor`'s view of the CA: errors that would stop the broker or make mesh consumers refuse its certificates, and
+ * warnings (no name constraints, expiry within 7 days). Never throws for a CA problem.
  */
 export function doctorCa(files: LinkerdCaFiles, now: Date): CaDoctorReport {
   try {
     const material = loadIssuerMaterial(readPems(files));
     checkValidAt(material, now);
-    return { ok: true, errors: [], warnings: issuerWarnings(material, now) };
+    const errors = chainConsumerProblems(material);
+    return { ok: errors.length === 0, errors, warnings: issuerWarnings(material, now) };
   } catch (err) {
     if (!(err instanceof CaSetupError)) throw err;
     return { ok: false, errors: [err.message], warnings: [] };

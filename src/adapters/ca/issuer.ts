@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { X509Certificate as NodeCertificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { consumerProblems } from './consumers.js';
 import { TAG, children, encoded, expectTag, objectIdentifier, readElement, sequence, tlv } from './der.js';
 import type { SignatureScheme } from './leaf.js';
 
@@ -169,4 +170,14 @@ export function issuerWarnings(material: IssuerMaterial, now: Date): string[] {
     warnings.push(`the Linkerd issuer chain expires at ${material.notAfter.toISOString()} (within 7 days)`);
   }
   return warnings;
+}
+
+/**
+ * Why a mesh consumer would refuse the chain from the issuer up to its anchor (a URI name constraint, an OID arc above
+ * 2^28), one sentence each; empty when none would. An error in `doctor`, a warning at start.
+ */
+export function chainConsumerProblems(material: IssuerMaterial): string[] {
+  const chain = [material.issuer, ...material.intermediates];
+  const path = chain.some((certificate) => sameCertificate(certificate, material.anchor)) ? chain : [...chain, material.anchor];
+  return consumerProblems(path.map((certificate) => ({ name: describe(certificate), der: certificate.node.raw })));
 }

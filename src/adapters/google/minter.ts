@@ -1,0 +1,143 @@
+/**
+ * Google access tokens for the `google` grant: IAM Credentials `generateAccessToken` for the rule's service account,
+ * through @google-cloud/iam-credentials over its REST transport (plain HTTPS: one proxy rule, one CA bundle), with the
+ * broker's Application Default Credentials. One client per process; gax keeps its connections alive.
+ *
+ * Failures are mapped, never worked around: permission denied / not found → `upstream_unavailable` naming the missing
+ * `roles/iam.serviceAccountTokenCreator` binding; 429, 5xx and timeouts are retried with jitter inside the deadline,
+ * then `upstream_unavailable`. There is no fallback credential of any kind.
+ */
+import { IAMCredentialsClient } from '@google-cloud/iam-credentials';
+import type { GoogleAuth } from 'google-auth-library';
+import { BrokerError, isBrokerError } from '../../core/errors.js';
+import type { GoogleMint } from '../../core/grants.js';
+import type { GoogleAccessToken, GoogleTokenMinter, MintContext } from '../../ports.js';
+import { applicationDefaultCredentials, brokerIdentity, refuseSdkDebugLogging } from './credentials.js';
+import { describeFailure, failureSummary, sanitizedCause, tokenCreatorChain, type GoogleFailure } from './errors.js';
+import { AttemptTimedOut, DEFAULT_RETRY_POLICY, RetriesExhausted, withRetries, type RetryPolicy } from './retry.js';
+
+export interface GoogleMinterOptions {
+  /** IAM Credentials base URL (config `google.iamCredentialsUrl`); credentials still come from ADC. */
+  readonly iamCredentialsUrl: string;
+  /** The broker's credentials; default: Application Default Credentials. */
+  readonly auth?: GoogleAuth;
+  /** Deadline of one mint, retries included, when the caller passes no signal; default 5 s. */
+  readonly timeoutMs?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  /** The environment to check for SDK debug logging; default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface GoogleMinter extends GoogleTokenMinter {
+  /** Mint under `signal` (the request's deadline); without one, under the minter's own timeout. */
+  mint(plan: GoogleMint, context: MintContext, signal?: AbortSignal): Promise<GoogleAccessToken>;
+  /** Who the broker is to Google, for operator hints. */
+  identity(): Promise<string>;
+  close(): Promise<void>;
+}
+
+type ClientOptions = NonNullable<ConstructorParameters<typeof IAMCredentialsClient>[0]>;
+
+/** The client for a base URL such as https://iamcredentials.googleapis.com or http://127.0.0.1:8085. */
+function createClient(baseUrl: URL, auth: GoogleAuth): IAMCredentialsClient {
+  if (baseUrl.pathname !== '/' || baseUrl.search !== '') throw new TypeError(`google.iamCredentialsUrl must be a bare origin, not ${baseUrl.href}`);
+  const https = baseUrl.protocol === 'https:';
+  const options: ClientOptions & { protocol: string } = {
+    // gax 5: a truthy `fallback` selects the HTTP/1.1 JSON (REST) transport instead of gRPC.
+    fallback: true,
+    auth,
+    apiEndpoint: baseUrl.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: baseUrl.port === '' ? (https ? 443 : 80) : Number(baseUrl.port),
+    // Read by gax's REST stub though its option types do not list it; plain http only for loopback stand-ins.
+    protocol: https ? 'https' : 'http',
+    // Retries are ours (jitter, 429 and 5xx, the request's deadline); gax's own would retry past it.
+    clientConfig: { interfaces: { 'google.iam.credentials.v1.IAMCredentials': { methods: { GenerateAccessToken: { retry_codes_name: 'non_idempotent' } } } } },
+  };
+  return new IAMCredentialsClient(options);
+}
+
+function retryable(error: unknown): boolean {
+  return error instanceof AttemptTimedOut || describeFailure(error).kind === 'transient';
+}
+
+function expirySeconds(value: unknown): number | undefined {
+  const seconds = Number((value as { seconds?: unknown } | null | undefined)?.seconds);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
+}
+
+export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMinter {
+  refuseSdkDebugLogging(options.env);
+  const baseUrl = new URL(options.iamCredentialsUrl);
+  const auth = options.auth ?? applicationDefaultCredentials({ ...(options.env === undefined ? {} : { env: options.env }) });
+  const client = createClient(baseUrl, auth);
+  const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+  const timeoutMs = options.timeoutMs ?? 5000;
+  let identity: Promise<string> | undefined;
+  const whoAmI = (): Promise<string> => (identity ??= brokerIdentity(auth));
+  const origin = baseUrl.origin;
+
+  async function translate(error: unknown, plan: GoogleMint): Promise<BrokerError> {
+    if (isBrokerError(error)) return error;
+    if (error instanceof RetriesExhausted) {
+      const last = describeFailure(error.lastError);
+      const what = isMintCall(last, plan) ? 'Google IAM Credentials' : "the broker's own Google credentials (Application Default Credentials)";
+      const why = error.deadlinePassed ? 'did not succeed before the deadline' : 'kept failing';
+      return new BrokerError('upstream_unavailable', `${what} ${why} (${failureSummary(last)}; ${error.attempts} attempt(s))`, { cause: sanitizedCause(last) });
+    }
+    const failure = describeFailure(error);
+    return new BrokerError('upstream_unavailable', await explain(failure, plan), { cause: sanitizedCause(failure) });
+  }
+
+  /** Whether a failure came from the mint call itself rather than from getting the broker's own token first. */
+  function isMintCall(failure: GoogleFailure, plan: GoogleMint): boolean {
+    return failure.url === undefined || failure.url === `${origin}/v1/projects/-/serviceAccounts/${encodeURIComponent(plan.serviceAccount)}:generateAccessToken`;
+  }
+
+  async function explain(failure: GoogleFailure, plan: GoogleMint): Promise<string> {
+    const summary = failureSummary(failure);
+    if (!isMintCall(failure, plan)) {
+      return `the broker could not obtain its own Google credentials (Application Default Credentials): ${summary} from ${new URL(failure.url ?? origin).host}`;
+    }
+    switch (failure.kind) {
+      case 'denied':
+        return `Google refused to mint a token for ${plan.serviceAccount} (${summary}): the broker needs ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)}`;
+      case 'not_found':
+        return `Google found no service account ${plan.serviceAccount}${plan.delegates.length > 0 ? ' (or one of its delegates)' : ''} (${summary}): check the address in the rule, and that the broker has ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)}`;
+      case 'unauthenticated':
+        return `Google did not accept the broker's own credentials (${await whoAmI()}; ${summary}): check Application Default Credentials`;
+      case 'invalid':
+        return `Google IAM Credentials refused the request (${summary}): ${failure.message}`;
+      case 'transient':
+      case 'unknown':
+        return `Google IAM Credentials call failed (${summary})`;
+    }
+  }
+
+  return {
+    identity: whoAmI,
+    async mint(plan, _context, signal) {
+      // A zero Duration would mean "the default hour" to Google: never ask for it.
+      if (plan.lifetimeSeconds < 1) throw new BrokerError('token_expired', 'the ID token expires before a Google access token could be used');
+      const request = {
+        name: `projects/-/serviceAccounts/${plan.serviceAccount}`,
+        scope: [...plan.scopes],
+        lifetime: { seconds: plan.lifetimeSeconds },
+        delegates: plan.delegates.map((email) => `projects/-/serviceAccounts/${email}`),
+      };
+      let response: { accessToken?: string | null; expireTime?: unknown };
+      try {
+        [response] = await withRetries(() => client.generateAccessToken(request), retryable, signal ?? AbortSignal.timeout(timeoutMs), policy);
+      } catch (err) {
+        throw await translate(err, plan);
+      }
+      const expires = expirySeconds(response.expireTime);
+      if (typeof response.accessToken !== 'string' || response.accessToken.length === 0 || expires === undefined) {
+        throw new BrokerError('upstream_unavailable', 'Google IAM Credentials answered without an access token or expiry');
+      }
+      return { accessToken: response.accessToken, expiresAt: new Date(expires * 1000), serviceAccount: plan.serviceAccount, scopes: [...plan.scopes] };
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
