@@ -7,11 +7,12 @@ import { registerDoctorCommand } from './doctor.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommands } from './serve.js';
 import { EXIT } from './output.js';
+import { cliVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('oidc-broker')
     .description('Exchange GitLab CI ID tokens for short-lived, approval-gated credentials')
-    .version('0.1.0')
+    .version(cliVersion(), '-V, --version', 'print the version (package.json\'s) and exit')
     .exitOverride()
     .showHelpAfterError();
   registerServeCommands(program);

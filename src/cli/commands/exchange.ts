@@ -10,6 +10,7 @@ import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
 import { EXIT, formatTable } from '../output.js';
+import { parseGrantList, parseSeconds } from '../options.js';
 
 class UsageError extends Error {}
 
@@ -138,16 +139,16 @@ async function writeDotenv(file: string, entries: readonly [string, string][]): 
 interface CommonFlags {
   readonly broker: string;
   readonly grant: string[];
+  readonly grantsJson?: string[];
   readonly tokenEnv: string;
   readonly timeout: number;
 }
 
 function readInputs(flags: CommonFlags): { idToken: string; wanted: WantedGrants } {
   if (!isAllowedIssuerUrl(flags.broker)) throw new UsageError('--broker must be an https URL (http only for loopback)');
-  if (!(flags.timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds');
   const idToken = process.env[flags.tokenEnv]?.trim();
   if (!idToken) throw new UsageError(`$${flags.tokenEnv} is empty: add it under id_tokens: in the job (aud = the broker audience)`);
-  return { idToken, wanted: parseGrantFlags(flags.grant) };
+  return { idToken, wanted: parseGrantFlags([...flags.grant, ...(flags.grantsJson ?? [])]) };
 }
 
 /** Run a command body, mapping usage errors and network failures to exit codes; never prints a token. */
@@ -210,8 +211,9 @@ function commonOptions(command: Command): Command {
   return command
     .requiredOption('--broker <url>', 'broker base URL', process.env.OIDC_BROKER_URL)
     .option('--grant <grant>', 'google, linkerd or token[=AUDIENCE]; repeat for several', collect, [])
+    .option('--grants-json <json>', 'the grants as a JSON array, e.g. \'["token","linkerd"]\' (what the CI components pass)', parseGrantList)
     .option('--token-env <name>', 'environment variable holding the GitLab ID token', 'BROKER_ID_TOKEN')
-    .addOption(new Option('--timeout <seconds>', 'request timeout').default(30).argParser((value) => Number(value)));
+    .addOption(new Option('--timeout <seconds>', 'request timeout').default(30).argParser(parseSeconds));
 }
 
 /** Adds `exchange`. */
