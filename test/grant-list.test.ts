@@ -61,8 +61,8 @@ describe('grant lists from the templates', () => {
     server = createServer(async (request, response) => {
       let body = '';
       for await (const chunk of request) body += String(chunk);
-      bodies.push({ path: request.url ?? '', grants: (JSON.parse(body) as { grants: Record<string, unknown> }).grants });
-      const reply = request.url === '/v1/explain'
+      bodies.push({ path: (request.url ?? '').split('?')[0] ?? '', grants: (JSON.parse(body) as { grants: Record<string, unknown> }).grants });
+      const reply = request.url?.startsWith('/v1/explain')
         ? { allowed: true, rule: 'r', code: null, evaluations: [] }
         : { requestId: 'q', rule: 'r', grants: { token: { token: 'a.b.c', expiresAt: new Date().toISOString() } } };
       response.writeHead(200, { 'content-type': 'application/json' });

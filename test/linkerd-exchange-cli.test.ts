@@ -42,7 +42,7 @@ describe('exchange and gate commands', () => {
       const reply = async (): Promise<[number, unknown]> => {
         if (request.headers.authorization !== 'Bearer test.id.token') return [401, { code: 'invalid_token' }];
         if (scenario === 'unavailable') return [503, { code: 'upstream_unavailable', detail: 'GitLab API timed out' }];
-        if (request.url === '/v1/explain') return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', evaluations: [] } : EXPLANATION];
+        if (request.url?.startsWith('/v1/explain')) return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', evaluations: [] } : EXPLANATION];
         if (scenario === 'deny') return [403, DENIAL];
         const grants = (JSON.parse(body) as { grants: { linkerd: { csr: string } } }).grants;
         const now = new Date();

@@ -6,7 +6,7 @@ import { hash } from 'node:crypto';
 import { subjectOf, type GitLabPrincipal, type PipelineSubject } from '../core/claims.js';
 import { BrokerError } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
-import { decide, factNeeds, preEvaluate, type Decision, type Facts } from '../core/policy/evaluate.js';
+import { decide, factNeeds, preEvaluate, type Decision, type EvaluationOptions, type Facts } from '../core/policy/evaluate.js';
 import { parseStrictJson } from '../core/strict-json.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import type { TrustedIssuer } from '../ports.js';
@@ -95,9 +95,9 @@ export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, princ
 }
 
 /** Policy evaluation for an already verified caller. */
-export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, request: GrantRequest, now: Date): Promise<Authorization> {
+export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, request: GrantRequest, now: Date, options: EvaluationOptions = {}): Promise<Authorization> {
   const preliminary = preEvaluate(currentPolicy(deps), principal, request);
-  const facts = await gatherFacts(deps, issuer, principal, factNeeds(preliminary));
-  const decision = decide(preliminary, facts, now);
+  const facts = await gatherFacts(deps, issuer, principal, factNeeds(preliminary, options));
+  const decision = decide(preliminary, facts, now, options);
   return { issuer, principal, subject: subjectOf(principal), decision, visible: preliminary.visible };
 }

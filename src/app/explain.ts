@@ -15,7 +15,8 @@ export interface ExplainResult {
   readonly evaluations: readonly RuleEvaluation[];
 }
 
-export async function explain(deps: BrokerDeps, input: { requestId: string; token: string; bodyText: string }): Promise<ExplainResult> {
+/** `deferDeploymentApprovals`: a deploy gate's job has no deployment yet; report that requirement as checked later. */
+export async function explain(deps: BrokerDeps, input: { requestId: string; token: string; bodyText: string; deferDeploymentApprovals?: boolean }): Promise<ExplainResult> {
   const now = deps.clock.now();
   const base = { event: 'explain' as const, phase: 'explain' as const, requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
   let context: Record<string, unknown> = {};
@@ -26,7 +27,7 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
     // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
     const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
     if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
-    const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
+    const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now, { deferDeploymentApprovals: input.deferDeploymentApprovals === true });
     const result: ExplainResult = {
       allowed: decision.allowed,
       rule: decision.allowed ? decision.rule.name : null,

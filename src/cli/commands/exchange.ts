@@ -10,6 +10,7 @@ import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
 import { EXIT, formatTable } from '../output.js';
+import { judgeGate } from '../gate-verdict.js';
 import { parseGrantList, parseSeconds } from '../options.js';
 
 class UsageError extends Error {}
@@ -188,21 +189,26 @@ async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): 
   return EXIT.ok;
 }
 
-async function gate(flags: CommonFlags): Promise<number> {
+async function gate(flags: CommonFlags & { json?: boolean }): Promise<number> {
   const { idToken, wanted } = readInputs(flags);
   // The explain body is the exchange body; a throwaway CSR keeps it valid without any key leaving the job.
   const body = exchangeBody(wanted, wanted.linkerd ? generateKeyAndRequest().csrPem : undefined);
-  const reply = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout);
+  const reply = await callBroker(flags.broker, 'v1/explain?defer=deploymentApprovals', idToken, body, flags.timeout);
   if (reply.status !== 200) {
-    process.stderr.write(`${formatProblem(reply.body)}\n`);
+    if (flags.json) process.stdout.write(`${JSON.stringify({ pass: false, status: reply.status, problem: reply.body })}\n`);
+    else process.stderr.write(`${formatProblem(reply.body)}\n`);
     return exitCodeFor(reply.status);
   }
-  if (reply.body.allowed === true) {
-    process.stdout.write(`allowed by rule ${text(reply.body.rule)}\n`);
-    return EXIT.ok;
+  const verdict = judgeGate(reply.body);
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ ...verdict, explanation: reply.body })}\n`);
+  } else if (verdict.pass) {
+    process.stdout.write(`allowed by rule ${text(verdict.rule)}\n`);
+    for (const item of verdict.deferred) process.stdout.write(`  not judged yet: ${item}\n`);
+  } else {
+    process.stderr.write(`not allowed:\n${formatExplanation(reply.body)}\n`);
   }
-  process.stderr.write(`not allowed:\n${formatExplanation(reply.body)}\n`);
-  return EXIT.denied;
+  return verdict.pass ? EXIT.ok : EXIT.denied;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -226,6 +232,7 @@ export function registerExchangeCommand(program: Command): void {
 
 /** Adds `gate`. */
 export function registerGateCommand(program: Command): void {
-  commonOptions(program.command('gate').description('explain-only check for deploy gating; exit 0 when allowed'))
-    .action((flags: CommonFlags) => run(() => gate(flags)));
+  commonOptions(program.command('gate').description('explain-only check for deploy gating; exit 0 when allowed (deployment approvals are left to the deploy job)'))
+    .option('--json', 'print the verdict and the broker\'s explanation as JSON on stdout')
+    .action((flags: CommonFlags & { json?: boolean }) => run(() => gate(flags)));
 }
