@@ -2,12 +2,12 @@
  * Offline policy decisions for `policy test` and `policy explain`: the same compile and evaluate code as the server,
  * with claims and facts read from files instead of a token and the GitLab API.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import type { ApprovalFacts } from '../core/approvals.js';
 import { parsePrincipal } from '../core/claims.js';
-import { isBrokerError } from '../core/errors.js';
+import { ERROR_STATUS, isBrokerError } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { decide, preEvaluate, type Decision } from '../core/policy/evaluate.js';
@@ -54,31 +54,69 @@ export async function readStructuredFile(path: string): Promise<unknown> {
   return parse(await readFile(path, 'utf8'), { uniqueKeys: true });
 }
 
-/** Case files: YAML/JSON, each `{ cases: [{ name, claims, jobStatus?, approvals?, grants?, expect: { rule | code } }] }`. */
-export async function readPolicyCases(dir: string): Promise<PolicyCase[]> {
-  const names = (await readdir(dir)).filter((name) => /\.(ya?ml|json)$/.test(name)).sort();
+const CASE_KEYS = new Set(['name', 'claims', 'jobStatus', 'approvals', 'grants', 'expect']);
+const EXPECT_KEYS = new Set(['rule', 'code']);
+
+/** A mistake in a case file (an unknown key, an unknown code or rule): the case cannot say anything until fixed. */
+export class PolicyCaseError extends Error {
+  override readonly name = 'PolicyCaseError';
+}
+
+function closest(word: string, candidates: Iterable<string>): string {
+  const list = [...candidates];
+  const near = list.find((candidate) => candidate.startsWith(word.slice(0, 4)) || word.startsWith(candidate.slice(0, 4)));
+  return near ? ` (did you mean ${near}?)` : ` (known: ${list.join(', ')})`;
+}
+
+/** Problems a case file has before anything runs: unknown keys, codes that do not exist, rules the policy lacks. */
+export function caseFileProblems(entry: Record<string, unknown>, ruleNames: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const key of Object.keys(entry)) if (!CASE_KEYS.has(key)) problems.push(`unknown key ${key}${closest(key, CASE_KEYS)}`);
+  const expect = entry.expect;
+  if (typeof expect !== 'object' || expect === null) return [...problems, 'expect: needs exactly one of rule or code'];
+  for (const key of Object.keys(expect)) if (!EXPECT_KEYS.has(key)) problems.push(`unknown key expect.${key}${closest(key, EXPECT_KEYS)}`);
+  const { rule, code } = expect as { rule?: unknown; code?: unknown };
+  if ((rule === undefined) === (code === undefined)) problems.push('expect: needs exactly one of rule or code');
+  if (code !== undefined && !(String(code) in ERROR_STATUS)) problems.push(`expect.code ${String(code)} is not an error code${closest(String(code), Object.keys(ERROR_STATUS))}`);
+  if (rule !== undefined && !ruleNames.has(String(rule))) problems.push(`expect.rule ${String(rule)} is not a rule of the policy${closest(String(rule), ruleNames)}`);
+  return problems;
+}
+
+/** The case files at `path`: the file itself, or every *.yaml / *.yml / *.json in the directory. */
+async function caseFiles(path: string): Promise<{ file: string; label: string }[]> {
+  if (!(await stat(path)).isDirectory()) return [{ file: path, label: basename(path) }];
+  return (await readdir(path)).filter((name) => /\.(ya?ml|json)$/.test(name)).sort().map((name) => ({ file: join(path, name), label: name }));
+}
+
+/**
+ * Case files (a file or a directory): YAML/JSON, each `{ cases: [{ name, claims, jobStatus?, approvals?, grants?,
+ * expect: { rule | code } }] }`. Unknown keys, unknown codes and rules the policy lacks throw PolicyCaseError.
+ */
+export async function readPolicyCases(path: string, ruleNames: ReadonlySet<string> = new Set()): Promise<PolicyCase[]> {
   const cases: PolicyCase[] = [];
-  for (const name of names) {
-    const data = (await readStructuredFile(join(dir, name))) as { cases?: unknown };
-    if (!Array.isArray(data?.cases)) throw new TypeError(`${name}: expected a top-level "cases" list`);
-    for (const entry of data.cases as Array<Record<string, unknown>>) {
-      const expect = (entry.expect ?? {}) as { rule?: string; code?: string };
-      if (typeof entry.name !== 'string' || (expect.rule === undefined) === (expect.code === undefined)) {
-        throw new TypeError(`${name}: every case needs a name and exactly one of expect.rule or expect.code`);
-      }
+  const problems: string[] = [];
+  for (const { file, label } of await caseFiles(path)) {
+    const data = (await readStructuredFile(file)) as { cases?: unknown };
+    if (!Array.isArray(data?.cases)) throw new PolicyCaseError(`${label}: expected a top-level "cases" list`);
+    (data.cases as Array<Record<string, unknown>>).forEach((entry, index) => {
+      const name = typeof entry.name === 'string' ? entry.name : `#${index + 1}`;
+      const found = caseFileProblems(entry, ruleNames);
+      if (typeof entry.name !== 'string') found.unshift('needs a name');
+      problems.push(...found.map((problem) => `${label}: case ${JSON.stringify(name)}: ${problem}`));
       cases.push({
-        name: entry.name,
-        source: name,
+        name,
+        source: label,
         input: {
           claims: (entry.claims ?? {}) as Record<string, unknown>,
           jobStatus: entry.jobStatus as string | undefined,
           approvals: approvalFactsFrom(entry.approvals),
           grants: entry.grants,
         },
-        expect,
+        expect: (entry.expect ?? {}) as { rule?: string; code?: string },
       });
-    }
+    });
   }
+  if (problems.length > 0) throw new PolicyCaseError(problems.join('\n'));
   return cases;
 }
 
@@ -94,13 +132,16 @@ export interface CaseResult {
   readonly testCase: PolicyCase;
   readonly passed: boolean;
   readonly actual: string;
+  /** Why the decision came out as it did: the denial's detail, or the rule that allowed. */
+  readonly detail: string;
 }
 
 export function runPolicyCases(policy: CompiledPolicy, cases: readonly PolicyCase[]): CaseResult[] {
   return cases.map((testCase) => {
     const outcome = decideOffline(policy, testCase.input);
     const actual = !outcome.ok ? `code ${outcome.code}` : outcome.decision.allowed ? `rule ${outcome.decision.rule.name}` : `code ${outcome.decision.code}`;
+    const detail = !outcome.ok ? outcome.detail : outcome.decision.allowed ? `allowed by rule ${outcome.decision.rule.name}` : outcome.decision.detail;
     const expected = testCase.expect.rule !== undefined ? `rule ${testCase.expect.rule}` : `code ${testCase.expect.code}`;
-    return { testCase, passed: actual === expected, actual };
+    return { testCase, passed: actual === expected, actual, detail };
   });
 }

@@ -6,6 +6,9 @@ import { access } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
 import { parse as parseYaml } from 'yaml';
 
+/** Levels of the operational log (winston's npm levels that the broker uses). */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
 /** A TCP port, 0 (any free port) to 65535. */
 export function parsePort(value: string): number {
   const port = Number(value);

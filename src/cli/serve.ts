@@ -1,11 +1,13 @@
 /** `oidc-broker serve` and `oidc-broker dev`: start the composition root, wait for signals. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { createEphemeralCa } from '../adapters/ca/ephemeral.js';
 import { generateSigningJwks } from '../adapters/jwt/signer.js';
 import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
+import { refClaims } from '../dev/token-factory.js';
+import { parsePort } from './options.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../main.js';
 import { configPathOrUsage, EXIT } from './output.js';
 
@@ -91,10 +93,9 @@ export function registerServeCommands(program: Command): void {
 
   const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
   dev
-    .command('start', { isDefault: true, hidden: true })
-    .option('--port <n>', 'port (default PORT or 8080)')
-    .action(async (options: { port?: string }) => {
-      const port = Number(options.port ?? process.env.PORT ?? 8080);
+    .option('--port <n>', 'port to listen on (default PORT or 8080)', parsePort)
+    .action(async (options: { port?: number }) => {
+      const port = options.port ?? parsePort(process.env.PORT ?? '8080');
       const { broker, url } = await startDevBroker(port);
       console.log(devBanner(url));
       stopOnSignals(broker);
@@ -104,8 +105,13 @@ export function registerServeCommands(program: Command): void {
     .description('print an ID token from the development issuer of a running dev broker')
     .option('--broker <url>', 'dev broker URL', `http://127.0.0.1:${process.env.PORT ?? 8080}`)
     .option('--claim <k=v>', 'override a claim (repeatable; k= removes it)', (value: string, all: string[]) => [...all, value], [] as string[])
-    .action(async (options: { broker: string; claim: string[] }) => {
+    .addOption(new Option('--ref <branch>', 'a branch pipeline: sets ref, ref_type, ref_path, sub and ci_config_ref_uri').conflicts('tag'))
+    .option('--tag <tag>', 'a tag pipeline: sets ref, ref_type, ref_path, sub and ci_config_ref_uri')
+    .action(async (options: { broker: string; claim: string[]; ref?: string; tag?: string }) => {
       const claims: Record<string, unknown> = {};
+      const projectPath = options.claim.find((pair) => pair.startsWith('project_path='))?.slice('project_path='.length);
+      if (options.ref !== undefined) Object.assign(claims, refClaims('branch', options.ref, projectPath || undefined));
+      if (options.tag !== undefined) Object.assign(claims, refClaims('tag', options.tag, projectPath || undefined));
       for (const pair of options.claim) {
         const at = pair.indexOf('=');
         if (at <= 0) {
