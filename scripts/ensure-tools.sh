@@ -8,6 +8,7 @@ set -euo pipefail
 TOOLS=(
   "openssl openssl"
   "go golang-go"
+  "zsh zsh"
 )
 
 missing=()

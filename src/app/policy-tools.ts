@@ -62,10 +62,22 @@ export class PolicyCaseError extends Error {
   override readonly name = 'PolicyCaseError';
 }
 
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** " (did you mean X?)" for the nearest candidate (a typo or a prefix), else the list of known ones. */
 function closest(word: string, candidates: Iterable<string>): string {
   const list = [...candidates];
-  const near = list.find((candidate) => candidate.startsWith(word.slice(0, 4)) || word.startsWith(candidate.slice(0, 4)));
-  return near ? ` (did you mean ${near}?)` : ` (known: ${list.join(', ')})`;
+  const scored = list.map((candidate) => ({ candidate, distance: candidate.startsWith(word) || word.startsWith(candidate) ? 1 : editDistance(word, candidate) }));
+  const best = scored.sort((a, b) => a.distance - b.distance)[0];
+  return best && best.distance <= Math.max(2, Math.floor(word.length / 4)) ? ` (did you mean ${best.candidate}?)` : ` (known: ${list.join(', ')})`;
 }
 
 /** Problems a case file has before anything runs: unknown keys, codes that do not exist, rules the policy lacks. */

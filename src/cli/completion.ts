@@ -23,10 +23,12 @@ function bashScript(name: string, nodes: Node[]): string {
   const cases = nodes.map((node) => `    "${node.path}") words="${node.words.join(' ')}" ;;`).join('\n');
   return `# bash completion for ${name}: source it, or save it as /etc/bash_completion.d/${name}
 _${name.replace(/-/g, '_')}() {
-  local cur path="" word words
+  local cur path="" word i=1
   cur="\${COMP_WORDS[COMP_CWORD]}"
-  for word in "\${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
+  while [ "$i" -lt "$COMP_CWORD" ]; do
+    word="\${COMP_WORDS[i]}"
     case "$word" in -*) ;; *) case " $(_${name.replace(/-/g, '_')}_words "$path") " in *" $word "*) path="\${path:+$path }$word" ;; esac ;; esac
+    i=$((i + 1))
   done
   COMPREPLY=($(compgen -W "$(_${name.replace(/-/g, '_')}_words "$path")" -- "$cur"))
   [ \${#COMPREPLY[@]} -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))

@@ -12,7 +12,8 @@ import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { lintPolicy } from '../core/policy/lint.js';
 import { trustedIssuers } from '../main.js';
-import { configPathOrUsage, EXIT, printTable, TABLE_CELL_WIDTH } from './output.js';
+import { checkSecretFilePermissions } from './doctor-files.js';
+import { configPathOrUsage, EXIT, printTable } from './output.js';
 
 type Status = 'ok' | 'warn' | 'fail' | 'unreachable';
 type Row = [status: Status, check: string, detail: string];
@@ -74,6 +75,7 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
     for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
     for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
   }
+  rows.push(...(await checkSecretFilePermissions(config)));
   rows.push(...(await checkIssuers(config)));
   const exitCode = rows.some(([status]) => status === 'fail') ? EXIT.denied : rows.some(([status]) => status === 'unreachable') ? EXIT.upstream : EXIT.ok;
   return { rows, exitCode };
@@ -84,15 +86,13 @@ export function registerDoctorCommand(program: Command): void {
     .command('doctor')
     .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry')
     .option('--config <file>', 'broker config (or BROKER_CONFIG)')
-    .action(async (options: { config?: string }) => {
+    .option('--json', 'print the checks as JSON ({ exitCode, checks: [{ status, check, detail }] })')
+    .action(async (options: { config?: string; json?: boolean }) => {
       const path = configPathOrUsage('doctor', options.config);
       if (!path) return;
       const { rows, exitCode } = await runDoctor(path);
-      printTable(['status', 'check', 'detail'], rows);
-      // A finding is only useful with its reason: print in full what the table had to cut.
-      for (const [status, check, detail] of rows) {
-        if (status !== 'ok' && detail.length > TABLE_CELL_WIDTH) console.log(`\n${status} ${check}: ${detail}`);
-      }
+      if (options.json) console.log(JSON.stringify({ exitCode, checks: rows.map(([status, check, detail]) => ({ status, check, detail })) }, null, 2));
+      else printTable(['status', 'check', 'detail'], rows); // long details wrap within their column
       process.exitCode = exitCode;
     });
 }

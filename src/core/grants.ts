@@ -45,7 +45,7 @@ export function checkGrants(grant: GrantsSpec, request: GrantRequest): GrantChec
       !allowed
         ? { name: 'google', ok: false, detail: 'the rule grants no Google access' }
         : extra.length > 0
-          ? { name: 'google', ok: false, detail: `scopes not allowed: ${extra.join(', ')}` }
+          ? { name: 'google', ok: false, detail: `scopes not allowed: ${extra.join(', ')}; the rule allows ${allowed.scopes.join(', ')}` }
           : { name: 'google', ok: true, detail: `impersonate ${allowed.serviceAccount}` },
     );
   }
@@ -64,7 +64,7 @@ export function checkGrants(grant: GrantsSpec, request: GrantRequest): GrantChec
       !allowed
         ? { name: 'token', ok: false, detail: 'the rule grants no broker token' }
         : audience !== undefined && !allowed.audiences.includes(audience)
-          ? { name: 'token', ok: false, detail: `audience not allowed: ${audience}` }
+          ? { name: 'token', ok: false, detail: `audience not allowed: ${audience}; the rule allows ${allowed.audiences.join(', ')}` }
           : { name: 'token', ok: true, detail: `audience ${audience ?? allowed.audiences[0]}` },
     );
   }

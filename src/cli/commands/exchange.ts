@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
-import { EXIT, formatTable } from '../output.js';
+import { formatExplanation, formatProblem } from '../denials.js';
+import { EXIT } from '../output.js';
 import { judgeGate } from '../gate-verdict.js';
 import { parseGrantList, parseSeconds } from '../options.js';
 
@@ -70,29 +71,6 @@ async function callBroker(broker: string, path: string, idToken: string, body: u
 }
 
 const text = (value: unknown): string => (value === undefined || value === null ? '' : String(value));
-const list = (value: unknown): Record<string, unknown>[] => (Array.isArray(value) ? (value as Record<string, unknown>[]) : []);
-
-/** The /v1/explain answer as a table of every failed condition, requirement and grant, per applicable rule. */
-export function formatExplanation(explanation: Record<string, unknown>): string {
-  const rows: string[][] = [];
-  for (const evaluation of list(explanation.evaluations)) {
-    const rule = text(evaluation.rule);
-    for (const condition of list(evaluation.conditions).filter((item) => item.ok !== true)) {
-      rows.push([rule, text(condition.name), text(condition.expected), text(condition.actual)]);
-    }
-    for (const check of [...list(evaluation.requirements), ...list(evaluation.grants)].filter((item) => item.ok !== true)) {
-      rows.push([rule, text(check.name), 'ok', text(check.detail)]);
-    }
-  }
-  return rows.length === 0 ? 'no rule applies to this project' : formatTable(['RULE', 'CONDITION', 'EXPECTED', 'PIPELINE HAD'], rows);
-}
-
-/** A problem+json denial: code, detail and the reasons table. */
-export function formatProblem(problem: Record<string, unknown>): string {
-  const head = `denied: ${text(problem.code) || 'error'}: ${text(problem.detail) || text(problem.title)}`;
-  const reasons = list(problem.reasons).map((reason) => [text(reason.rule), text(reason.name), text(reason.detail)]);
-  return reasons.length === 0 ? head : `${head}\n${formatTable(['RULE', 'CHECK', 'DETAIL'], reasons)}`;
-}
 
 function exitCodeFor(status: number): number {
   return status === 429 || status >= 500 ? EXIT.upstream : EXIT.denied;
@@ -168,24 +146,30 @@ async function run(body: () => Promise<number>): Promise<void> {
   }
 }
 
-async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): Promise<number> {
+async function exchange(flags: CommonFlags & { out: string; dotenv?: string; json?: boolean }): Promise<number> {
   const { idToken, wanted } = readInputs(flags);
   const keyAndRequest = wanted.linkerd ? generateKeyAndRequest() : undefined;
   const body = exchangeBody(wanted, keyAndRequest?.csrPem);
   const reply = await callBroker(flags.broker, 'v1/exchange', idToken, body, flags.timeout);
   if (reply.status !== 200) {
-    process.stderr.write(`${formatProblem(reply.body)}\n`);
-    if (reply.status === 403) {
-      const explained = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout).catch(() => undefined);
-      if (explained?.status === 200) process.stderr.write(`${formatExplanation(explained.body)}\n`);
-    }
+    // A denial comes with one table: the explanation's (expected vs what the pipeline had) when the broker gives it,
+    // the problem's reasons otherwise.
+    const explained = reply.status === 403 ? await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout).catch(() => undefined) : undefined;
+    const explanation = explained?.status === 200 ? explained.body : undefined;
+    if (flags.json) process.stdout.write(`${JSON.stringify({ ok: false, status: reply.status, problem: reply.body, explanation: explanation ?? null })}\n`);
+    else process.stderr.write(`${formatProblem(reply.status, reply.body, explanation)}\n`);
     return exitCodeFor(reply.status);
   }
   const out = resolve(flags.out);
   const env = await writeCredentials(out, reply.body, keyAndRequest?.privateKeyPem);
   if (flags.dotenv) await writeDotenv(resolve(flags.dotenv), env);
-  const granted = Object.keys((reply.body.grants ?? {}) as object).join(', ');
-  process.stderr.write(`rule ${text(reply.body.rule)} granted ${granted}; credentials in ${out}\n`);
+  const granted = Object.keys((reply.body.grants ?? {}) as object);
+  if (flags.json) {
+    // Paths and expiry only: the credentials themselves stay in their files.
+    const files = Object.fromEntries(env.filter(([name]) => name.endsWith('_FILE') || name === 'OIDC_BROKER_DIR' || name.endsWith('_EXPIRES_AT')));
+    process.stdout.write(`${JSON.stringify({ ok: true, rule: text(reply.body.rule), requestId: text(reply.body.requestId), granted, out, files })}\n`);
+  }
+  process.stderr.write(`rule ${text(reply.body.rule)} granted ${granted.join(', ')}; credentials in ${out}\n`);
   return EXIT.ok;
 }
 
@@ -196,7 +180,7 @@ async function gate(flags: CommonFlags & { json?: boolean }): Promise<number> {
   const reply = await callBroker(flags.broker, 'v1/explain?defer=deploymentApprovals', idToken, body, flags.timeout);
   if (reply.status !== 200) {
     if (flags.json) process.stdout.write(`${JSON.stringify({ pass: false, status: reply.status, problem: reply.body })}\n`);
-    else process.stderr.write(`${formatProblem(reply.body)}\n`);
+    else process.stderr.write(`${formatProblem(reply.status, reply.body)}\n`);
     return exitCodeFor(reply.status);
   }
   const verdict = judgeGate(reply.body);
@@ -227,7 +211,8 @@ export function registerExchangeCommand(program: Command): void {
   commonOptions(program.command('exchange').description('exchange the job ID token for credentials and write them to files'))
     .option('--out <dir>', 'directory for the credential files', process.env.OIDC_BROKER_DIR ?? '.oidc-broker')
     .option('--dotenv <file>', 'also write a dotenv file (GOOGLE_OAUTH_ACCESS_TOKEN, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, …)')
-    .action((flags: CommonFlags & { out: string; dotenv?: string }) => run(() => exchange(flags)));
+    .option('--json', 'print the outcome as JSON on stdout (file paths and expiry, never a credential)')
+    .action((flags: CommonFlags & { out: string; dotenv?: string; json?: boolean }) => run(() => exchange(flags)));
 }
 
 /** Adds `gate`. */
