@@ -90,7 +90,10 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs: factTimeoutMs }),
     ...createGitLabApprovalSource({ fetchToken: tokenReader, timeoutMs: factTimeoutMs }),
   };
-  const verifier = createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
+  const verifier = createIdTokenVerifier({
+    issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs,
+    onKeysStatus: (event) => (event.loaded ? log.info('issuer keys loaded', { issuer: event.issuer }) : log.warn('issuer keys could not be loaded; not ready', { issuer: event.issuer, url: event.url, cause: event.cause })),
+  });
   const replay = overrides.replay ?? createMemoryReplayStore();
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
   // Not fatal: openssl and Node still accept such a chain, but the mesh's own consumers will not (docs/linkerd.md).

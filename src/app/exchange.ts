@@ -119,6 +119,7 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
   } catch (err) {
     const failure = isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'the exchange failed unexpectedly', { cause: err });
     if (!isBrokerError(err)) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
+    else deps.log.warn('exchange refused', { requestId: input.requestId, code: failure.code, detail: failure.detail, cause: causeText(failure), tokenSha256: record.tokenSha256 });
     if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
     if (failure.code !== 'audit_unavailable') {
       record.outcome = 'denied';

@@ -1,6 +1,7 @@
 /** `oidc-broker serve` and `oidc-broker dev`: start the composition root, wait for signals. */
 import { Option, type Command } from 'commander';
 import { fileURLToPath } from 'node:url';
+import { createOperationalLogger } from '../adapters/audit/winston-audit.js';
 import { createEphemeralCa } from '../adapters/ca/ephemeral.js';
 import { generateSigningJwks } from '../adapters/jwt/signer.js';
 import { loadConfig } from '../config/load.js';
@@ -87,7 +88,9 @@ export function registerServeCommands(program: Command): void {
       const config = await loadConfig(path);
       const broker = await createBroker(config);
       const url = await broker.listen();
-      console.error(`oidc-broker listening on ${url} (issuer ${config.server.publicUrl})`);
+      createOperationalLogger().info('listening', { url, issuer: config.server.publicUrl });
+      // Load every issuer's discovery and keys now: one that cannot be reached is logged (URL and cause) at start.
+      void broker.deps.verifier.ready();
       stopOnSignals(broker);
     });
 
