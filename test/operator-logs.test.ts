@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,5 +94,40 @@ describe('oidc-broker serve: operational log', () => {
     assert.equal(refusal.code, 'invalid_token');
     assert.match(String(refusal.tokenSha256), /^[0-9a-f]{64}$/);
     assert.ok(!raw.includes(token) && !raw.includes('not-a-real-payload'));
+  });
+});
+
+describe('oidc-broker doctor', () => {
+  it('prints each check as it finishes, names the URL that does not answer, and gives each network check a timeout', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'oidc-broker-doctor-cli-'));
+    const sockets: Socket[] = [];
+    let printedWhenIssuerWasAsked = '';
+    let stdout = '';
+    // An issuer that accepts the connection and never answers.
+    const hanging = createServer((socket) => {
+      sockets.push(socket);
+      printedWhenIssuerWasAsked ||= stdout;
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(hanging.address() as { port: number }).port}`;
+    try {
+      await mkdir(join(dir, 'policy'));
+      await writeFile(join(dir, 'policy', 'p.yaml'), 'version: 1\nrules:\n  - name: r\n    when: { project_id: "20" }\n    grant: { token: { audiences: [https://a.internal] } }\n');
+      await writeFile(join(dir, 'keys.json'), JSON.stringify(await generateSigningJwks()), { mode: 0o644 });
+      await writeFile(join(dir, 'broker.yaml'), `server: { publicUrl: https://broker.test }\ngitlab:\n  - { issuer: "${issuer}", audience: https://broker.test }\npolicy: { path: policy }\nsigning: { keysFile: keys.json }\n`);
+      const child = spawn(process.execPath, [BIN, 'doctor', '--config', join(dir, 'broker.yaml'), '--check-timeout', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+      assert.equal(code, 3, stdout);
+      assert.match(printedWhenIssuerWasAsked, /^ok\s+config: /m);
+      assert.match(printedWhenIssuerWasAsked, /^ok\s+policy: /m);
+      assert.match(stdout, /^warn\s+permissions signing keys: .*keys\.json is mode 0644/m);
+      assert.match(stdout, new RegExp(`^unreachable\\s+issuer ${issuer}: discovery or JWKS could not be loaded: .*${issuer}`, 'm'));
+      assert.match(stdout, /1 unreachable/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      hanging.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
