@@ -9,6 +9,7 @@ TOOLS=(
   "openssl openssl"
   "go golang-go"
   "zsh zsh"
+  "git git"
 )
 
 missing=()

@@ -103,14 +103,21 @@ describe('oidc-broker policy', () => {
 });
 
 describe('oidc-broker dev', () => {
-  it('serves a development issuer; a dev token exchanges once and is then replayed', async () => {
+  it('serves a development issuer; a dev token exchanges once and is then replayed', { timeout: 120_000 }, async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [BIN, 'dev', '--port', String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    // Waits for the banner itself (or the child's exit), not a fixed number of polls: on a loaded machine the dev
+    // broker's key and CA generation alone can take several seconds.
+    const started = new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('DEVELOPMENT MODE')) resolve();
+      });
+      child.once('exit', () => resolve());
+    });
     try {
-      // Up to 30 s: on a loaded machine the child's start-up alone can take several seconds.
-      for (let attempt = 0; attempt < 600 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+      await started;
       assert.match(output, /DEVELOPMENT MODE/);
       assert.match(output, /dev token/);
       const token = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`])).stdout.trim();

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import { Command } from 'commander';
@@ -10,7 +11,7 @@ import { compilePolicy } from '../src/core/policy/compile.js';
 import { registerLinkerdCommands, renderLinkerdResources } from '../src/cli/commands/linkerd.js';
 import { IDENTITY, NAMING, SPIFFE_ID, scratchDir, writeFiles } from './linkerd-fixtures.js';
 
-const CRD_DIR = '/work/shared/schemas/linkerd-crds';
+const CRD_DIR = fileURLToPath(new URL('../../test/fixtures/schemas/linkerd-crds/', import.meta.url));
 
 /** One ajv validator per `<apiVersion>/<kind>`, from each CRD version's openAPIV3Schema. */
 function crdValidators(): Map<string, (value: unknown) => boolean> {

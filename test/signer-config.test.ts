@@ -1,5 +1,6 @@
 /** The broker's own issuer (key rotation) and the broker config schema. */
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createJwtSigner, generateSigningJwks } from '../src/adapters/jwt/signer.js';
@@ -72,13 +73,13 @@ describe('broker config', () => {
   ];
   for (const testCase of refused) {
     it(`refuses ${testCase.name}`, () => {
-      assert.throws(() => parseConfig(testCase.text, '/tmp'), (err: Error) => err.message.startsWith('config:') && testCase.message.test(err.message));
+      assert.throws(() => parseConfig(testCase.text, tmpdir()), (err: Error) => err.message.startsWith('config:') && testCase.message.test(err.message));
     });
   }
 
   for (const host of ['http://127.0.0.1:8080', 'http://localhost:9000', 'http://[::1]:8080']) {
     it(`allows a loopback http issuer ${host} for local tests`, () => {
-      assert.equal(parseConfig(base(`  - { issuer: "${host}", audience: a }`), '/tmp').gitlab[0]?.issuer, host);
+      assert.equal(parseConfig(base(`  - { issuer: "${host}", audience: a }`), tmpdir()).gitlab[0]?.issuer, host);
     });
   }
 });

@@ -11,7 +11,7 @@ import { Ajv } from 'ajv';
 import { parseAllDocuments, parse } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SCHEMA = fileURLToPath(new URL('../../../shared/schemas/gitlab-ci.schema.json', import.meta.url));
+const SCHEMA = fileURLToPath(new URL('../../test/fixtures/schemas/gitlab-ci.schema.json', import.meta.url));
 
 async function ciValidator() {
   const schema = JSON.parse(await readFile(SCHEMA, 'utf8')) as Record<string, unknown>;

@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import type { ApprovalFacts } from '../core/approvals.js';
 import { parsePrincipal } from '../core/claims.js';
-import { ERROR_STATUS, isBrokerError } from '../core/errors.js';
+import { ERROR_STATUS, isBrokerError, type ErrorCode } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { decide, preEvaluate, type Decision } from '../core/policy/evaluate.js';
@@ -17,16 +17,14 @@ export interface OfflineInput {
   readonly jobStatus?: string;
   readonly approvals?: ApprovalFacts;
   readonly grants?: unknown;
-  readonly now?: Date;
 }
 
-export type OfflineOutcome = { readonly ok: true; readonly decision: Decision } | { readonly ok: false; readonly code: string; readonly detail: string };
+export type OfflineOutcome = { readonly ok: true; readonly decision: Decision } | { readonly ok: false; readonly code: ErrorCode; readonly detail: string };
 
 const DEFAULT_GRANTS = { token: {} };
 
 /** Evaluate a claim set as the server would, after signature checks; claim errors come back as codes. */
-export function decideOffline(policy: CompiledPolicy, input: OfflineInput): OfflineOutcome {
-  const now = input.now ?? new Date();
+export function decideOffline(policy: CompiledPolicy, input: OfflineInput, now: Date): OfflineOutcome {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const claims = { iat: nowSeconds, exp: nowSeconds + 3600, jti: 'offline', iss: 'https://gitlab.example.com', sub: 'offline', ...input.claims };
   try {
@@ -47,7 +45,7 @@ export interface PolicyCase {
   readonly source: string;
   readonly input: OfflineInput;
   /** A rule name (allowed) or an error code (denied). */
-  readonly expect: { readonly rule?: string; readonly code?: string };
+  readonly expect: { readonly rule?: string; readonly code?: ErrorCode };
 }
 
 export async function readStructuredFile(path: string): Promise<unknown> {
@@ -89,7 +87,7 @@ export function caseFileProblems(entry: Record<string, unknown>, ruleNames: Read
   for (const key of Object.keys(expect)) if (!EXPECT_KEYS.has(key)) problems.push(`unknown key expect.${key}${closest(key, EXPECT_KEYS)}`);
   const { rule, code } = expect as { rule?: unknown; code?: unknown };
   if ((rule === undefined) === (code === undefined)) problems.push('expect: needs exactly one of rule or code');
-  if (code !== undefined && !(String(code) in ERROR_STATUS)) problems.push(`expect.code ${String(code)} is not an error code${closest(String(code), Object.keys(ERROR_STATUS))}`);
+  if (code !== undefined && !Object.hasOwn(ERROR_STATUS, String(code))) problems.push(`expect.code ${String(code)} is not an error code${closest(String(code), Object.keys(ERROR_STATUS))}`);
   if (rule !== undefined && !ruleNames.has(String(rule))) problems.push(`expect.rule ${String(rule)} is not a rule of the policy${closest(String(rule), ruleNames)}`);
   return problems;
 }
@@ -124,7 +122,7 @@ export async function readPolicyCases(path: string, ruleNames: ReadonlySet<strin
           approvals: approvalFactsFrom(entry.approvals),
           grants: entry.grants,
         },
-        expect: (entry.expect ?? {}) as { rule?: string; code?: string },
+        expect: (entry.expect ?? {}) as { rule?: string; code?: ErrorCode },
       });
     });
   }
@@ -148,9 +146,9 @@ export interface CaseResult {
   readonly detail: string;
 }
 
-export function runPolicyCases(policy: CompiledPolicy, cases: readonly PolicyCase[]): CaseResult[] {
+export function runPolicyCases(policy: CompiledPolicy, cases: readonly PolicyCase[], now: Date): CaseResult[] {
   return cases.map((testCase) => {
-    const outcome = decideOffline(policy, testCase.input);
+    const outcome = decideOffline(policy, testCase.input, now);
     const actual = !outcome.ok ? `code ${outcome.code}` : outcome.decision.allowed ? `rule ${outcome.decision.rule.name}` : `code ${outcome.decision.code}`;
     const detail = !outcome.ok ? outcome.detail : outcome.decision.allowed ? `allowed by rule ${outcome.decision.rule.name}` : outcome.decision.detail;
     const expected = testCase.expect.rule !== undefined ? `rule ${testCase.expect.rule}` : `code ${testCase.expect.code}`;

@@ -1,6 +1,7 @@
 /** `oidc-broker policy check|test|explain`: thin shells over the shared loader and the offline evaluator. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadPolicy } from '../adapters/policy/load.js';
+import { systemClock } from '../adapters/clock.js';
 import { approvalFactsFrom, decideOffline, PolicyCaseError, readPolicyCases, readStructuredFile, runPolicyCases } from '../app/policy-tools.js';
 import { PolicyError, type CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
@@ -68,7 +69,7 @@ export function registerPolicyCommands(program: Command): void {
         for (const line of err.message.split('\n')) console.error(`error: ${line}`);
         return void (process.exitCode = EXIT.denied);
       }
-      const results = runPolicyCases(compiled, cases);
+      const results = runPolicyCases(compiled, cases, systemClock.now());
       const failed = results.filter((result) => !result.passed).length;
       const expected = (result: (typeof results)[number]) => (result.testCase.expect.rule !== undefined ? `rule ${result.testCase.expect.rule}` : `code ${result.testCase.expect.code}`);
       if (options.json) {
@@ -100,7 +101,7 @@ export function registerPolicyCommands(program: Command): void {
       if (options.approvals) await assertReadable(options.approvals);
       const claims = (await readStructuredFile(options.claims)) as Record<string, unknown>;
       const approvals = options.approvals ? approvalFactsFrom(await readStructuredFile(options.approvals)) : undefined;
-      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: options.grants });
+      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: options.grants }, systemClock.now());
       if (!outcome.ok) {
         if (options.json) printJson({ allowed: false, code: outcome.code, detail: outcome.detail, evaluations: [] });
         else console.log(`denied: ${outcome.code}: ${outcome.detail}`);

@@ -9,18 +9,11 @@ import type { BrokerConfig } from '../config/schema.js';
 import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
 import { refClaims } from '../dev/token-factory.js';
 import { parsePort } from './options.js';
+import { exitOnStopSignals } from '../lifecycle.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../main.js';
 import { configPathOrUsage, EXIT } from './output.js';
 
 export const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../../../examples/policy', import.meta.url));
-
-function stopOnSignals(broker: Broker): void {
-  const stop = () => {
-    void broker.close().finally(() => process.exit(EXIT.ok));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
 
 export function devConfig(baseUrl: string, policyPath = EXAMPLE_POLICY_DIR): BrokerConfig {
   const issuer = `${baseUrl}${DEV_ISSUER_PATH}`;
@@ -91,7 +84,7 @@ export function registerServeCommands(program: Command): void {
       createOperationalLogger().info('listening', { url, issuer: config.server.publicUrl });
       // Load every issuer's discovery and keys now: one that cannot be reached is logged (URL and cause) at start.
       void broker.deps.verifier.ready();
-      stopOnSignals(broker);
+      exitOnStopSignals(() => broker.close());
     });
 
   const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
@@ -101,7 +94,7 @@ export function registerServeCommands(program: Command): void {
       const port = options.port ?? parsePort(process.env.PORT ?? '8080');
       const { broker, url } = await startDevBroker(port);
       console.log(devBanner(url));
-      stopOnSignals(broker);
+      exitOnStopSignals(() => broker.close());
     });
   dev
     .command('token')

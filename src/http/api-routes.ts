@@ -18,7 +18,10 @@ import { sendProblem, toBrokerError } from './problem.js';
 export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_AUTHORIZATION_BYTES = 16 * 1024;
 
-type Endpoint = '/v1/exchange' | '/v1/explain';
+/** The routes served here (POST only); every other request goes on to the express app. */
+export const API_ENDPOINTS = ['/v1/exchange', '/v1/explain'] as const;
+
+type Endpoint = (typeof API_ENDPOINTS)[number];
 
 /** The bearer token, or '' when absent; an oversized header is refused before anything decodes it. */
 function bearerToken(header: string | undefined): string {
@@ -31,7 +34,7 @@ function endpointOf(req: IncomingMessage): Endpoint | undefined {
   if (req.method !== 'POST') return undefined;
   const url = req.url ?? '';
   const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;
-  return path === '/v1/exchange' || path === '/v1/explain' ? path : undefined;
+  return API_ENDPOINTS.find((endpoint) => endpoint === path);
 }
 
 function sendJson(res: ServerResponse, requestId: string, json: string): void {
