@@ -18,11 +18,11 @@ RUN npx tsc -p tsconfig.build.json \
 
 FROM node:20.20.2-bookworm-slim
 ENV NODE_ENV=production
-COPY --from=build /pkg/ /tmp/pkg/
-RUN npm install --global --omit=dev --no-audit --no-fund /tmp/pkg/*.tgz \
- && rm -rf /tmp/pkg /root/.npm \
+COPY --from=build /pkg/ /opt/oidc-broker-pkg/
+RUN npm install --global --omit=dev --no-audit --no-fund /opt/oidc-broker-pkg/*.tgz \
+ && rm -rf /opt/oidc-broker-pkg \
+ && npm cache clean --force \
  && oidc-broker --version
 # Non-root (the node image's uid 1000). No ENTRYPOINT: GitLab runs job scripts with the image's shell (/bin/sh, bash).
 USER node
-WORKDIR /home/node
 CMD ["oidc-broker", "--help"]
