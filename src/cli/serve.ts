@@ -65,7 +65,8 @@ function devBanner(url: string): string {
     '',
     '  Explain a decision for another environment:',
     `    TOKEN=$(npx oidc-broker dev token --broker ${url} --claim environment=staging)`,
-    `    curl -s -X POST ${url}/v1/explain -H "Authorization: Bearer $TOKEN" -d '{"grants":{"token":{}}}'`,
+    `    curl -s -X POST ${url}/v1/explain -H "Authorization: Bearer $TOKEN" \\`,
+    `      -H 'Content-Type: application/json' -d '{"grants":{"token":{}}}'`,
     '',
   ].join('\n');
 }
