@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { parsePrincipal } from '../src/core/claims.js';
-import { compilePolicy } from '../src/core/policy/compile.js';
-import { decide, factNeeds, preEvaluate, reasonsFor } from '../src/core/policy/evaluate.js';
+import { compilePolicy, type CompiledPolicy } from '../src/core/policy/compile.js';
+import { decide, factNeeds, preEvaluate, reasonsFor, type RuleEvaluation } from '../src/core/policy/evaluate.js';
 import { defaultIdTokenClaims, withOverrides } from '../src/dev/token-factory.js';
 
 const policy = compilePolicy([{ source: 'p.yaml', data: parse(`
@@ -64,5 +64,46 @@ describe('fact needs and denial codes', () => {
   it('answers grant_not_allowed when a rule applies but does not give the audience', () => {
     const decision = decide(preEvaluate(policy, principal({}), { token: { audience: 'zzz' } }), { jobStatus: 'running', approvals: {} }, new Date());
     assert.equal(decision.allowed ? '' : decision.code, 'grant_not_allowed');
+  });
+});
+
+describe('cheap conditions before patterns', () => {
+  const patterned = compilePolicy([{ source: 'p.yaml', data: parse(`
+version: 1
+rules:
+  - name: payments-review
+    when: { environment: { regex: "review/([a-z]|[0-9a-z])*" }, project_id: "20", ref_path: { glob: "refs/heads/*" } }
+    grant: { token: { audiences: [a] } }
+`) }]);
+  // The same rule with every pattern matcher counting its calls.
+  function counted(): { policy: CompiledPolicy; calls: string[] } {
+    const calls: string[] = [];
+    const rules = patterned.rules.map((rule) => ({
+      ...rule,
+      conditions: rule.conditions.map((condition) => typeof condition.spec === 'object' && !Array.isArray(condition.spec)
+        ? { ...condition, matches: (value: string | undefined) => (calls.push(condition.claim), condition.matches(value)) }
+        : condition),
+    }));
+    return { policy: { rules, sources: patterned.sources }, calls };
+  }
+
+  it('runs no pattern of a rule bound to another project, and says so in its explanation', () => {
+    const { policy: spied, calls } = counted();
+    const preliminary = preEvaluate(spied, principal({ project_id: '99', environment: `review/${'a'.repeat(2000)}!` }), { token: {} });
+    assert.deepEqual(calls, []);
+    assert.deepEqual([...preliminary.visible], []);
+    const conditions = (preliminary.evaluations[0] as RuleEvaluation).conditions;
+    assert.deepEqual(conditions.map((condition) => [condition.name, condition.ok, condition.skipped ?? false]).sort(), [
+      ['environment', false, true], ['project_id', false, false], ['ref_path', false, true],
+    ]);
+    assert.match(conditions.find((condition) => condition.name === 'environment')?.expected ?? '', /^regex review\/\(\[a-z\]\|\[0-9a-z\]\)\* \(not evaluated: a project condition failed\)$/);
+    assert.deepEqual(reasonsFor(preliminary.evaluations, new Set(['payments-review'])).map((reason) => reason.name), ['project_id']);
+  });
+
+  it('evaluates every pattern of a rule its own project can see', () => {
+    const { policy: spied, calls } = counted();
+    const preliminary = preEvaluate(spied, principal({ environment: 'review/feature1' }), { token: {} });
+    assert.deepEqual(calls.sort(), ['environment', 'ref_path']);
+    assert.deepEqual(preliminary.candidates.map((rule) => rule.name), ['payments-review']);
   });
 });

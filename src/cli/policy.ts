@@ -76,7 +76,7 @@ export function registerPolicyCommands(program: Command): void {
       const { decision } = outcome;
       for (const evaluation of decision.evaluations) {
         console.log(`rule ${evaluation.rule}: ${evaluation.applies ? 'applies' : 'does not apply'}`);
-        printTable(['', 'condition', 'expected', 'actual'], evaluation.conditions.map((c) => [c.ok ? 'ok' : 'x', c.name, c.expected, c.actual ?? '(absent)']));
+        printTable(['', 'condition', 'expected', 'actual'], evaluation.conditions.map((c) => [c.ok ? 'ok' : c.skipped ? '-' : 'x', c.name, c.expected, c.actual ?? '(absent)']));
         for (const g of evaluation.grants) console.log(`  ${g.ok ? 'ok' : 'x'} grant ${g.name}: ${g.detail}`);
         for (const r of evaluation.requirements) console.log(`  ${r.ok ? 'ok' : 'x'} require ${r.name}: ${r.detail}`);
       }
