@@ -2,13 +2,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isBrokerError } from '../src/core/errors.js';
-import { inspectUnverified, MAX_TOKEN_LENGTH } from '../src/core/token-checks.js';
+import { inspectUnverified, isCanonicalBase64Url, MAX_TOKEN_LENGTH } from '../src/core/token-checks.js';
 
 const decode = (segment: string): string => Buffer.from(segment, 'base64url').toString('utf8');
 const segment = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 const HEADER = segment({ alg: 'RS256', kid: 'key-1', typ: 'JWT' });
 const PAYLOAD = segment({ iss: 'https://gitlab.example.com', project_id: '20' });
 const SIGNATURE = Buffer.alloc(256, 7).toString('base64url');
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** Sets the lowest padding bit of the last character; the segment's length must leave padding bits (not a multiple of 4). */
+function respell(segment: string): string {
+  assert.notEqual(segment.length % 4, 0, `${segment} has no padding bits`);
+  return segment.slice(0, -1) + (ALPHABET[ALPHABET.indexOf(segment.slice(-1)) | 1] as string);
+}
 
 function refusal(token: string): string {
   try {
@@ -43,6 +50,11 @@ describe('inspectUnverified: shape', () => {
     { name: 'a header that is not JSON', token: `${Buffer.from('{"alg":').toString('base64url')}.${PAYLOAD}.${SIGNATURE}`, detail: /header is not JSON/ },
     { name: 'a jku header', token: `${segment({ alg: 'RS256', kid: 'k', jku: 'https://evil.example' })}.${PAYLOAD}.${SIGNATURE}`, detail: /jku is not allowed/ },
     { name: 'a duplicate payload key', token: `${HEADER}.${Buffer.from('{"iss":"a","iss":"b"}').toString('base64url')}.${SIGNATURE}`, detail: /duplicate key "iss"/ },
+    // One token, one spelling: decoders ignore the unused low bits of the last character, so these decode like the originals.
+    { name: 'a signature whose last character differs only in padding bits', token: `${HEADER}.${PAYLOAD}.${SIGNATURE.slice(0, -1)}${String.fromCharCode(SIGNATURE.charCodeAt(SIGNATURE.length - 1) + 1)}`, detail: /not canonical base64url/ },
+    { name: 'a header whose last character differs only in padding bits', token: `${respell(HEADER)}.${PAYLOAD}.${SIGNATURE}`, detail: /not canonical base64url/ },
+    { name: 'a payload whose last character differs only in padding bits', token: `${HEADER}.${respell(segment({ iss: 'https://gitlab.example.com', project_id: '2' }))}.${SIGNATURE}`, detail: /not canonical base64url/ },
+    { name: 'a segment with a lone 6-bit group', token: `${HEADER}.${PAYLOAD}A.${SIGNATURE}`, detail: /not canonical base64url/ },
     { name: 'a payload without iss', token: `${HEADER}.${segment({ sub: 'x' })}.${SIGNATURE}`, detail: /missing claim iss/ },
   ];
   for (const { name, token, detail } of cases) {
@@ -60,5 +72,35 @@ describe('inspectUnverified: shape', () => {
     assert.match(refusal(`${header(771)}.${PAYLOAD}.${SIGNATURE}`), /compact JWS/);
     const longSignature = inspectUnverified(`${HEADER}.${PAYLOAD}.${'A'.repeat(2048)}`, decode);
     assert.equal(longSignature.kid, 'key-1');
+  });
+});
+
+describe('isCanonicalBase64Url', () => {
+  const table: Array<[segment: string, canonical: boolean]> = [
+    ['AAAA', true],
+    ['AA', true], // one byte: 4 padding bits, all zero
+    ['AB', false],
+    ['AP', false],
+    ['AQ', true], // 0x01 → A Q
+    ['AAA', true], // two bytes: 2 padding bits
+    ['AAB', false],
+    ['AAE', true],
+    ['AAAAA', false], // a lone 6-bit group encodes no byte
+    ['_w', true], // 0xff
+    ['_x', false],
+  ];
+  for (const [segment, canonical] of table) {
+    it(`${segment} is ${canonical ? '' : 'not '}canonical`, () => {
+      assert.equal(isCanonicalBase64Url(segment), canonical);
+      if (canonical) assert.equal(Buffer.from(Buffer.from(segment, 'base64url').toString('base64url')).toString(), segment);
+    });
+  }
+
+  it('agrees with a round trip through Buffer for every two- and three-character segment', () => {
+    for (const a of ALPHABET) for (const b of ALPHABET) {
+      for (const segment of [`${a}${b}`, `${a}${b}A`, `${a}${b}Q`, `${a}${b}_`]) {
+        assert.equal(isCanonicalBase64Url(segment), Buffer.from(segment, 'base64url').toString('base64url') === segment, segment);
+      }
+    }
   });
 });
