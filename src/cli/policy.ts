@@ -24,14 +24,16 @@ export function registerPolicyCommands(program: Command): void {
     .command('check')
     .argument('<path>', 'policy file or directory of *.yaml')
     .option('--strict', 'treat warnings as errors')
-    .description('schema, duplicate names, unsafe patterns, path-only bindings, unpinned production rules, unreachable rules')
-    .action(async (path: string, options: { strict?: boolean }) => {
+    .option('--allow-shadowing', 'accept earlier rules that grant the same with weaker requirements (reported, not counted)')
+    .description('schema, duplicate names, patterns that are not RE2, path-only bindings, unpinned production rules, unreachable rules, approval bypass by shadowing')
+    .action(async (path: string, options: { strict?: boolean; allowShadowing?: boolean }) => {
       const compiled = await loadOrReport(path);
       if (!compiled) return void (process.exitCode = EXIT.denied);
-      const findings = lintPolicy(compiled);
+      const findings = lintPolicy(compiled, { allowShadowing: options.allowShadowing === true });
       for (const finding of findings) console.log(`${finding.severity}: rule ${finding.rule}: ${finding.message}`);
-      const errors = findings.filter((finding) => finding.severity === 'error' || options.strict).length;
-      console.log(`${compiled.rules.length} rules, ${findings.length - errors} warnings, ${errors} errors`);
+      const counted = findings.filter((finding) => finding.severity !== 'accepted');
+      const errors = counted.filter((finding) => finding.severity === 'error' || options.strict).length;
+      console.log(`${compiled.rules.length} rules, ${counted.length - errors} warnings, ${errors} errors`);
       process.exitCode = errors > 0 ? EXIT.denied : EXIT.ok;
     });
 
