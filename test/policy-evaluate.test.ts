@@ -107,3 +107,48 @@ rules:
     assert.deepEqual(preliminary.candidates.map((rule) => rule.name), ['payments-review']);
   });
 });
+
+describe('requirements that guard against forks and finished jobs', () => {
+  const guarded = compilePolicy([{ source: 'p.yaml', data: parse(`
+version: 1
+rules:
+  - name: payments-deploy
+    when: { project_id: "20" }
+    grant: { token: { audiences: [a] } }
+`) }]);
+  const tolerant = compilePolicy([{ source: 'p.yaml', data: parse(`
+version: 1
+rules:
+  - name: fork-tolerant
+    when: { project_id: "20" }
+    require: { sameProject: false }
+    grant: { token: { audiences: [a] } }
+`) }]);
+  const decision = (policy: CompiledPolicy, overrides: Record<string, unknown>, jobStatus: string | undefined) =>
+    decide(preEvaluate(policy, principal(overrides), { token: {} }), { ...(jobStatus === undefined ? {} : { jobStatus }), approvals: {} }, new Date());
+  const outcome = (result: ReturnType<typeof decision>) => (result.allowed ? `allowed by ${result.rule.name}` : `${result.code}: ${result.detail}`);
+
+  it('allows a running job of the project itself', () => {
+    assert.equal(outcome(decision(guarded, {}, 'running')), 'allowed by payments-deploy');
+  });
+
+  for (const status of [undefined, 'created', 'pending', 'success', 'failed', 'canceled', 'manual', 'Running', '']) {
+    it(`counts job status ${status === undefined ? '(unknown)' : JSON.stringify(status)} as not running`, () => {
+      assert.equal(outcome(decision(guarded, {}, status)), `job_not_running: rule payments-deploy: ${status === undefined ? 'job status unknown' : `job status is ${status}`}`);
+    });
+  }
+
+  // GitLab before 18.4 sends no job_project_id: only a merge-request pipeline can then run in a fork.
+  it('refuses a merge-request pipeline without job_project_id when sameProject is on', () => {
+    assert.equal(outcome(decision(guarded, { job_project_id: null, pipeline_source: 'merge_request_event' }, 'running')), 'policy_denied: rule payments-deploy: job_project_id absent in a merge request pipeline');
+  });
+
+  it('allows other pipelines without job_project_id, and a merge-request pipeline when sameProject is off', () => {
+    assert.equal(outcome(decision(guarded, { job_project_id: null, pipeline_source: 'push' }, 'running')), 'allowed by payments-deploy');
+    assert.equal(outcome(decision(tolerant, { job_project_id: null, pipeline_source: 'merge_request_event' }, 'running')), 'allowed by fork-tolerant');
+  });
+
+  it('refuses a fork pipeline whose job_project_id names another project', () => {
+    assert.equal(outcome(decision(guarded, { job_project_id: '99' }, 'running')), 'policy_denied: rule payments-deploy: job runs in project 99, token names project 20 (fork pipeline)');
+  });
+});
