@@ -81,7 +81,8 @@ after(async () => {
 
 async function verifyAgainst(discoverySize: Size, jwksSize: Size, framing: Framing): Promise<{ ok: true } | { ok: false; code: string; detail: string }> {
   const iss = `${issuer.base}/${discoverySize}/${jwksSize}/${framing}`;
-  const verifier = createIdTokenVerifier({ issuers: [{ issuer: iss, audience: AUDIENCE, apiUrl: `${iss}/api/v4`, maxTokenAgeSeconds: 3600 }] });
+  // A generous deadline: on a loaded machine a timeout must not stand in for the size refusal this test is about.
+  const verifier = createIdTokenVerifier({ issuers: [{ issuer: iss, audience: AUDIENCE, apiUrl: `${iss}/api/v4`, maxTokenAgeSeconds: 3600 }], timeoutMs: 60_000 });
   const token = await new SignJWT(defaultIdTokenClaims({ issuer: iss, audience: AUDIENCE }))
     .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
     .sign(key.privateKey);
