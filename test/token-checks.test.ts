@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isBrokerError } from '../src/core/errors.js';
-import { inspectUnverified, isCanonicalBase64Url, MAX_TOKEN_LENGTH } from '../src/core/token-checks.js';
+import { checkAudience, checkTimes, inspectUnverified, isCanonicalBase64Url, MAX_TOKEN_LENGTH } from '../src/core/token-checks.js';
 
 const decode = (segment: string): string => Buffer.from(segment, 'base64url').toString('utf8');
 const segment = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -73,6 +73,96 @@ describe('inspectUnverified: shape', () => {
     const longSignature = inspectUnverified(`${HEADER}.${PAYLOAD}.${'A'.repeat(2048)}`, decode);
     assert.equal(longSignature.kid, 'key-1');
   });
+});
+
+describe('inspectUnverified: header limits, drawn exactly', () => {
+  const header = (value: Record<string, unknown>) => `${segment(value)}.${PAYLOAD}.${SIGNATURE}`;
+  const table: Array<[what: string, header: Record<string, unknown>, refusal: RegExp | undefined]> = [
+    ['a kid of 256 characters', { alg: 'RS256', kid: 'k'.repeat(256) }, undefined],
+    ['a kid of 257 characters', { alg: 'RS256', kid: 'k'.repeat(257) }, /header kid is required/],
+    ['a kid of one character', { alg: 'RS256', kid: 'k' }, undefined],
+    ['an empty kid', { alg: 'RS256', kid: '' }, /header kid is required/],
+    ['a numeric kid', { alg: 'RS256', kid: 1 }, /header kid is required/],
+    ['no kid', { alg: 'RS256' }, /header kid is required/],
+    ['typ JWT', { alg: 'RS256', kid: 'k', typ: 'JWT' }, undefined],
+    ['typ jwt', { alg: 'RS256', kid: 'k', typ: 'jwt' }, /typ must be JWT/],
+    ['alg rs256', { alg: 'rs256', kid: 'k' }, /alg must be RS256/],
+    ['no alg', { kid: 'k' }, /alg must be RS256/],
+  ];
+  for (const [what, value, expected] of table) {
+    it(`${expected ? 'refuses' : 'accepts'} ${what}`, () => {
+      if (expected) assert.match(refusal(header(value)), expected);
+      else assert.equal(inspectUnverified(header(value), decode).kid, value.kid);
+    });
+  }
+
+  it('refuses a payload that is not an object, and an iss that is not a string', () => {
+    assert.match(refusal(`${HEADER}.${segment(['iss'])}.${SIGNATURE}`), /payload is not a JSON object/);
+    assert.match(refusal(`${HEADER}.${segment('x')}.${SIGNATURE}`), /payload is not a JSON object/);
+    assert.match(refusal(`${HEADER}.${segment({ iss: 1 })}.${SIGNATURE}`), /missing claim iss/);
+  });
+
+  it('accepts a token of exactly the length limit and refuses one character more', () => {
+    const payload = segment({ iss: 'https://gitlab.example.com', pad: 'x'.repeat(Math.floor(((MAX_TOKEN_LENGTH - 1500) * 3) / 4)) });
+    let signatureLength = MAX_TOKEN_LENGTH - HEADER.length - payload.length - 2;
+    assert.ok(signatureLength > 2 && signatureLength <= 2048, String(signatureLength));
+    // A length that leaves a lone 6-bit group is not base64url: one character short of the limit then.
+    if (signatureLength % 4 === 1) signatureLength -= 1;
+    const atLimit = `${HEADER}.${payload}.${'A'.repeat(signatureLength)}`;
+    assert.ok(atLimit.length === MAX_TOKEN_LENGTH || atLimit.length === MAX_TOKEN_LENGTH - 1);
+    assert.equal(inspectUnverified(atLimit, decode).iss, 'https://gitlab.example.com');
+    assert.match(refusal(`${atLimit}${'A'.repeat(MAX_TOKEN_LENGTH + 1 - atLimit.length)}`), /too long/);
+  });
+});
+
+describe('checkAudience', () => {
+  const expected = 'https://broker.test';
+  const table: Array<[what: string, aud: unknown, ok: boolean]> = [
+    ['the audience as a string', expected, true],
+    ['an array holding only it', [expected], true],
+    ['an array holding it 8 times', Array.from({ length: 8 }, () => expected), true],
+    ['an array holding it 9 times', Array.from({ length: 9 }, () => expected), false],
+    ['an empty array', [], false],
+    ['an array with another audience too', [expected, 'https://other.test'], false],
+    ['another audience', 'https://other.test', false],
+    ['a prefix of it', 'https://broker', false],
+    ['no audience', undefined, false],
+  ];
+  for (const [what, aud, ok] of table) {
+    it(`${ok ? 'accepts' : 'refuses'} ${what}`, () => {
+      if (ok) assert.doesNotThrow(() => checkAudience(aud, expected));
+      else assert.throws(() => checkAudience(aud, expected), (err: unknown) => isBrokerError(err) && err.code === 'audience_mismatch');
+    });
+  }
+});
+
+describe('checkTimes', () => {
+  const now = new Date(1_800_000_000_000);
+  const t = 1_800_000_000;
+  const policy = { maxTokenAgeSeconds: 300, toleranceSeconds: 30 };
+  const table: Array<[what: string, times: { exp: number; iat: number; nbf?: number }, problem: RegExp | undefined]> = [
+    ['a fresh token', { iat: t - 10, exp: t + 200 }, undefined],
+    ['exp at iat', { iat: t - 10, exp: t - 10 }, /exp must be after iat/],
+    ['exp one second after iat', { iat: t - 10, exp: t - 9 }, undefined],
+    ['exp passed by less than the tolerance', { iat: t - 100, exp: t - 29 }, undefined],
+    ['exp passed by exactly the tolerance', { iat: t - 100, exp: t - 30 }, /has expired/],
+    ['nbf ahead by exactly the tolerance', { iat: t - 10, exp: t + 200, nbf: t + 30 }, undefined],
+    ['nbf ahead by more than the tolerance', { iat: t - 10, exp: t + 200, nbf: t + 31 }, /not valid yet/],
+    ['iat ahead by exactly the tolerance', { iat: t + 30, exp: t + 200 }, undefined],
+    ['iat ahead by more than the tolerance', { iat: t + 31, exp: t + 200 }, /issued in the future/],
+    ['a lifetime of exactly the maximum age', { iat: t - 10, exp: t + 290 }, undefined],
+    ['a lifetime over the maximum age', { iat: t - 10, exp: t + 291 }, /valid for longer than the maximum age/],
+  ];
+  for (const [what, times, problem] of table) {
+    it(`${problem ? 'refuses' : 'accepts'} ${what}`, () => {
+      const run = () => checkTimes({ exp: times.exp, iat: times.iat, nbf: times.nbf }, now, policy);
+      if (!problem) assert.doesNotThrow(run);
+      else {
+        assert.throws(run, (err: unknown) => isBrokerError(err) && problem.test(err.detail));
+        assert.throws(run, (err: unknown) => isBrokerError(err) && err.code === (problem.source.includes('exp must be after') ? 'invalid_token' : 'token_expired'));
+      }
+    });
+  }
 });
 
 describe('isCanonicalBase64Url', () => {
