@@ -152,3 +152,65 @@ rules:
     assert.equal(outcome(decision(guarded, { job_project_id: '99' }, 'running')), 'policy_denied: rule payments-deploy: job runs in project 99, token names project 20 (fork pipeline)');
   });
 });
+
+describe('issuer conditions, fact needs and reasons', () => {
+  const policy = compilePolicy([{ source: 'p.yaml', data: parse(`
+version: 1
+rules:
+  - name: other-instance
+    issuer: https://gitlab.other.example
+    when: { project_id: "20" }
+    require: { jobRunning: false }
+    grant: { token: { audiences: [a] } }
+  - name: approved-deploys
+    issuer: https://gitlab.example.com
+    when: { project_id: "20", environment: production }
+    require: { deploymentApprovals: { min: 1, fromGroups: [payments/release] }, mergeRequestApprovals: { min: 1, fromGroups: [payments/reviewers] } }
+    grant: { token: { audiences: [a] } }
+`) }]);
+
+  it('applies a rule only to tokens of its issuer, and says which issuer it expected', () => {
+    const preliminary = preEvaluate(policy, principal({}), { token: {} });
+    assert.deepEqual(preliminary.candidates.map((rule) => rule.name), ['approved-deploys']);
+    const other = preliminary.evaluations.find((evaluation) => evaluation.rule === 'other-instance') as RuleEvaluation;
+    assert.equal(other.applies, false);
+    assert.deepEqual(other.conditions[0], { name: 'iss', expected: 'https://gitlab.other.example', actual: 'https://gitlab.example.com', ok: false });
+    const own = preliminary.evaluations.find((evaluation) => evaluation.rule === 'approved-deploys') as RuleEvaluation;
+    assert.deepEqual(own.conditions[0], { name: 'iss', expected: 'https://gitlab.example.com', actual: 'https://gitlab.example.com', ok: true });
+  });
+
+  it('asks for both kinds of approval and every group a candidate names, and nothing for a fork', () => {
+    assert.deepEqual(factNeeds(preEvaluate(policy, principal({}), { token: {} })), {
+      jobStatus: true, deploymentApprovals: true, mergeRequestApprovals: true, groups: ['payments/release', 'payments/reviewers'],
+    });
+    assert.deepEqual(factNeeds(preEvaluate(policy, principal({ job_project_id: '99' }), { token: {} })), {
+      jobStatus: false, deploymentApprovals: false, mergeRequestApprovals: false, groups: [],
+    });
+  });
+
+  it('denies with approval_required when approvals are missing, naming each failed requirement in the reasons', () => {
+    const preliminary = preEvaluate(policy, principal({}), { token: {} });
+    const decision = decide(preliminary, { jobStatus: 'running', approvals: {} }, new Date());
+    assert.equal(decision.allowed ? '' : decision.code, 'approval_required');
+    const evaluation = decision.evaluations.find((item) => item.rule === 'approved-deploys') as RuleEvaluation;
+    assert.deepEqual(evaluation.requirements.map((requirement) => [requirement.name, requirement.ok]), [
+      ['sameProject', true], ['jobRunning', true], ['deploymentApprovals', false], ['mergeRequestApprovals', false],
+    ]);
+    const reasons = reasonsFor(decision.evaluations, preliminary.visible).filter((reason) => reason.rule === 'approved-deploys');
+    assert.deepEqual(reasons.map((reason) => reason.name), ['deploymentApprovals', 'mergeRequestApprovals']);
+    assert.ok(reasons.every((reason) => reason.detail.length > 0));
+  });
+
+  it('gives the failed condition, or the failed grant, in the detail and the reasons', () => {
+    const unmatched = preEvaluate(policy, principal({ environment: 'staging' }), { token: {} });
+    const none = decide(unmatched, { approvals: {} }, new Date());
+    assert.deepEqual(none.allowed ? [] : [none.code, none.detail], ['policy_denied', 'no rule matches this pipeline']);
+    assert.deepEqual(reasonsFor(none.evaluations, new Set(['approved-deploys'])), [{ rule: 'approved-deploys', name: 'environment', detail: 'expected production, got staging' }]);
+
+    const wrongGrant = preEvaluate(policy, principal({}), { token: { audience: 'zzz' } });
+    const refused = decide(wrongGrant, { approvals: {} }, new Date());
+    const reasons = reasonsFor(refused.evaluations, new Set(['approved-deploys']));
+    assert.deepEqual(reasons.map((reason) => reason.name), ['grant.token']);
+    assert.deepEqual(refused.allowed ? [] : [refused.code, refused.detail], ['grant_not_allowed', `rule approved-deploys: ${reasons[0]?.detail}`]);
+  });
+});
