@@ -214,3 +214,21 @@ rules:
     assert.deepEqual(refused.allowed ? [] : [refused.code, refused.detail], ['grant_not_allowed', `rule approved-deploys: ${reasons[0]?.detail}`]);
   });
 });
+
+describe('a rule must allow every requested grant', () => {
+  const tokenOnly = compilePolicy([{ source: 'p.yaml', data: parse(`
+version: 1
+rules:
+  - name: token-only
+    when: { project_id: "20" }
+    require: { jobRunning: false }
+    grant: { token: { audiences: [a] } }
+`) }]);
+
+  it('refuses a request for a token and a Google credential when the rule grants only the token', () => {
+    const preliminary = preEvaluate(tokenOnly, principal({}), { token: {}, google: {} });
+    assert.deepEqual(preliminary.candidates, []);
+    const decision = decide(preliminary, { approvals: {} }, new Date());
+    assert.equal(decision.allowed ? 'allowed' : decision.code, 'grant_not_allowed');
+  });
+});
