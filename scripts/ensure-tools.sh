@@ -9,6 +9,7 @@ TOOLS=(
   "openssl openssl"
   "go golang-go"
   "git git"
+  "redis-server redis-server"
 )
 
 missing=()
