@@ -60,14 +60,19 @@ function describeTarget(url: string): string {
 
 /** Throws a TypeError for a configuration mistake (bad scheme, a CA file without TLS, unreadable files). */
 function clientOptions(options: RedisConnectionOptions) {
-  const protocol = new URL(options.url).protocol;
-  if (protocol !== 'redis:' && protocol !== 'rediss:') throw new TypeError(`redis url must start with redis:// or rediss://, not ${protocol}//`);
-  const tls = protocol === 'rediss:';
+  const url = new URL(options.url);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new TypeError(`redis url must start with redis:// or rediss://, not ${url.protocol}//`);
+  const tls = url.protocol === 'rediss:';
   if (options.caFile !== undefined && !tls) throw new TypeError('a Redis CA file needs a rediss:// url');
-  const password = options.passwordFile === undefined ? undefined : readFileSync(options.passwordFile, 'utf8').trim();
+  // Credentials are passed apart from the URL, so a password file can complete a URL that names only the user.
+  const username = url.username === '' ? undefined : decodeURIComponent(url.username);
+  const password = options.passwordFile === undefined ? (url.password === '' ? undefined : decodeURIComponent(url.password)) : readFileSync(options.passwordFile, 'utf8').trim();
+  url.username = '';
+  url.password = '';
   const common = { connectTimeout: 2_000, reconnectStrategy: reconnectDelay };
   return {
-    url: options.url,
+    url: url.href,
+    ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
     socket: tls ? { ...common, tls: true as const, ...(options.caFile === undefined ? {} : { ca: readFileSync(options.caFile, 'utf8') }) } : { ...common, tls: false as const },
     disableOfflineQueue: true,
