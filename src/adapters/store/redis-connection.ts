@@ -28,6 +28,8 @@ export interface RedisConnection {
   evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown>;
   /** `SET key value NX PXAT at`: true when set, false when the key exists. */
   setIfAbsent(key: string, value: string, expiresAtMs: number): Promise<boolean>;
+  /** `WAIT replicas timeout`: how many replicas acknowledged this connection's writes so far (bounded by the timeout). */
+  waitForReplicas(replicas: number): Promise<number>;
   /** Connected and answering PING within the command timeout. */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -42,6 +44,10 @@ export interface LuaScript {
 
 export function luaScript(source: string): LuaScript {
   return { source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+function commandTimeoutMs(options: RedisConnectionOptions): number {
+  return options.commandTimeoutMs ?? 1_000;
 }
 
 /** Backoff between reconnect attempts: 100 ms doubling to 2 s, with jitter so replicas do not reconnect in step. */
@@ -77,7 +83,7 @@ function clientOptions(options: RedisConnectionOptions) {
     socket: tls ? { ...common, tls: true as const, ...(options.caFile === undefined ? {} : { ca: readFileSync(options.caFile, 'utf8') }) } : { ...common, tls: false as const },
     disableOfflineQueue: true,
     maintNotifications: 'disabled' as const,
-    commandOptions: { timeout: options.commandTimeoutMs ?? 1_000 },
+    commandOptions: { timeout: commandTimeoutMs(options) },
   };
 }
 
@@ -136,6 +142,10 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
     },
     setIfAbsent(key, value, expiresAtMs) {
       return guard(async () => (await client.set(key, value, { condition: 'NX', expiration: { type: 'PXAT', value: expiresAtMs } })) === 'OK');
+    },
+    waitForReplicas(replicas) {
+      // Half the command timeout, so WAIT answers (with the count so far) before the command itself is abandoned.
+      return guard(() => client.wait(replicas, Math.max(1, Math.floor(commandTimeoutMs(options) / 2))));
     },
     async ready() {
       if (!client.isReady) return false;

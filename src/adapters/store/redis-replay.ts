@@ -4,6 +4,7 @@
  * made since by another request (after ours expired). Redis down → BrokerError('not_ready'), nothing reserved.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { BrokerError } from '../../core/errors.js';
 import type { ReplayStore } from '../../ports.js';
 import { luaScript, type RedisConnection } from './redis-connection.js';
 
@@ -18,6 +19,12 @@ export interface RedisReplayOptions {
    * The values needed for release are kept in memory this long; a later release leaves the jti spent (fail closed).
    */
   readonly releaseWindowMs?: number;
+  /**
+   * Replicas that must acknowledge a reservation (WAIT) before it counts (default 0). Narrows the failover window in
+   * which a reservation acknowledged only by the old primary is lost; an unacknowledged one is undone and the
+   * exchange refused with not_ready.
+   */
+  readonly waitReplicas?: number;
   readonly now?: () => number;
 }
 
@@ -34,11 +41,19 @@ export function createRedisReplayStore(redis: RedisConnection, options: RedisRep
   const prefix = `${options.keyPrefix ?? 'oidc-broker:'}jti:`;
   const releaseWindowMs = options.releaseWindowMs ?? 5 * 60_000;
   const now = options.now ?? Date.now;
+  const waitReplicas = options.waitReplicas ?? 0;
   // Insertion order is reservation order, so the oldest entries are always at the front.
   const reservations = new Map<string, Reservation>();
 
   // Keys are hashed: fixed length whatever the issuer URL and jti, and no token material in Redis.
   const redisKey = (key: string) => prefix + createHash('sha256').update(key).digest('hex');
+
+  async function confirmReplicated(redisKey: string, value: string): Promise<void> {
+    const acknowledged = await redis.waitForReplicas(waitReplicas);
+    if (acknowledged >= waitReplicas) return;
+    await redis.evalScript(COMPARE_AND_DELETE, [redisKey], [value]);
+    throw new BrokerError('not_ready', `Redis (${redis.target}): ${acknowledged} of ${waitReplicas} replicas acknowledged the reservation`);
+  }
 
   function forgetOld(at: number): void {
     for (const [key, reservation] of reservations) {
@@ -53,6 +68,7 @@ export function createRedisReplayStore(redis: RedisConnection, options: RedisRep
       forgetOld(at);
       const value = randomBytes(16).toString('base64url');
       if (!(await redis.setIfAbsent(redisKey(key), value, expiresAt.getTime()))) return false;
+      if (waitReplicas > 0) await confirmReplicated(redisKey(key), value);
       reservations.delete(key);
       reservations.set(key, { value, reservedAt: at, expiresAt: expiresAt.getTime() });
       return true;
