@@ -20,7 +20,7 @@ import { startRedis, type RedisServer } from './support/redis.js';
 const openssl = (args: string[], cwd: string) => promisify(execFile)('openssl', args, { cwd });
 const P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 /** The broker's ACL: its own keys, and only the commands the store and limiter send (scripts included). */
-const BROKER_ACL = ['broker', 'on', '>s3cret-pass', '~oidc-broker:*', '+ping', '+set', '+get', '+del', '+eval', '+evalsha', '+hmget', '+hset', '+pexpire'];
+const BROKER_ACL = ['broker', 'on', '>s3cret-pass', '~oidc-broker:*', '+ping', '+set', '+get', '+del', '+eval', '+evalsha', '+hmget', '+hset', '+pexpire', '+wait'];
 const inAnHour = () => new Date(Date.now() + 3_600_000);
 
 async function makeCertificates(dir: string): Promise<void> {
