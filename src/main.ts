@@ -51,7 +51,7 @@ export function assertMintable(policy: CompiledPolicy, mintable: ReadonlySet<Gra
 
 export async function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<Broker> {
   const log = overrides.log ?? createOperationalLogger();
-  const adapters = await buildAdapters(config, overrides);
+  const adapters = await buildAdapters(config, overrides, log);
   const mintable = mintableKinds(adapters.minters);
   const loadCheckedPolicy = async () => {
     const loaded = await loadPolicy(config.policy.path);

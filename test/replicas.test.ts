@@ -1,13 +1,11 @@
 /**
- * Two broker replicas (two createBroker instances, each with its own Redis connection) sharing one real redis-server,
+ * Two broker replicas (two createBroker instances from broker.yaml with `replay.store: redis`) sharing one real redis-server,
  * answered by one stand-in GitLab: an ID token is exchanged once whichever replica it reaches, and a Redis killed
  * mid-run turns both to 503 not_ready (nothing minted) until it is back.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { createRedisConnection, type RedisConnection } from '../src/adapters/store/redis-connection.js';
-import { createRedisReplayStore } from '../src/adapters/store/redis-replay.js';
 import { startGitLab, type StandInGitLab } from './support/gitlab.js';
 import { startHarness, type CallResult, type Harness } from './support/harness.js';
 import { AUDIENCE } from './support/policies.js';
@@ -28,14 +26,13 @@ function statuses(results: readonly CallResult[]): string {
 describe('two replicas sharing Redis', () => {
   let redis: RedisServer;
   let gitlab: StandInGitLab;
-  const connections: RedisConnection[] = [];
   let replicas: Harness[] = [];
 
+  /** A broker configured as an operator would (`replay: { store: redis, url }`), ready once it has reached Redis. */
   async function replica(): Promise<Harness> {
-    const connection = createRedisConnection({ url: redis.url });
-    connections.push(connection);
-    await eventually(() => connection.ready(), 10_000, 'the replica connects to Redis');
-    return startHarness({ gitlab, overrides: { replay: createRedisReplayStore(connection) } });
+    const h = await startHarness({ gitlab, configExtra: `replay: { store: redis, url: "${redis.url}" }` });
+    await eventually(async () => (await h.call('/readyz')).status === 200, 10_000, 'the replica connects to Redis');
+    return h;
   }
 
   before(async () => {
@@ -45,7 +42,6 @@ describe('two replicas sharing Redis', () => {
   });
   after(async () => {
     for (const h of replicas) await h.close();
-    for (const connection of connections) await connection.close();
     await gitlab.close();
     await redis.stop();
   });
@@ -73,6 +69,10 @@ describe('two replicas sharing Redis', () => {
     for (const h of replicas) {
       await eventually(async () => (await h.call('/readyz')).status === 503, 5_000, 'readiness turns false');
       assert.deepEqual((await h.call('/readyz')).body.checks, { policy: true, issuers: true, replay: false, audit: true });
+      assert.ok(h.opsLog.some((line) => line.startsWith('error Redis connection lost')), h.opsLog.join('\n'));
+      const refusals = (await h.auditRecords()).filter((record) => record.code === 'not_ready');
+      assert.equal(refusals.length, 1);
+      assert.equal(refusals[0]?.outcome, 'denied');
     }
 
     redis = await startRedis({ port: redis.port });
