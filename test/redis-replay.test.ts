@@ -102,6 +102,19 @@ describe('Redis replay store', () => {
     assert.equal(await raw.get(redisKey(key)), holder);
   });
 
+  it('forgets what it needs for release after the release window: a later release leaves the jti spent', async () => {
+    let clock = Date.now();
+    const store = createRedisReplayStore(await connect(), { releaseWindowMs: 60_000, now: () => clock });
+    const [early, late] = [uniqueKey(), uniqueKey()];
+    assert.equal(await store.reserve(early, inAnHour()), true);
+    assert.equal(await store.reserve(late, inAnHour()), true);
+    await store.release(early);
+    assert.equal(await raw.exists(redisKey(early)), 0);
+    clock += 60_000;
+    await store.release(late);
+    assert.equal(await raw.exists(redisKey(late)), 1);
+  });
+
   it('sets the expiry to the exact millisecond asked for (PXAT) and frees the key after it', async () => {
     const store = createRedisReplayStore(await connect());
     const key = uniqueKey();

@@ -7,8 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient, ErrorReply } from '@redis/client';
+import type * as RedisLibrary from '@redis/client';
 import { BrokerError } from '../../core/errors.js';
+
+type RedisClient = ReturnType<typeof newClient>;
+
+function newClient(library: typeof RedisLibrary, settings: ReturnType<typeof clientOptions>) {
+  return library.createClient(settings);
+}
 
 export interface RedisConnectionOptions {
   /** `redis://[user[:password]@]host[:port][/db]` or `rediss://…` for TLS. */
@@ -93,35 +99,48 @@ function clientOptions(options: RedisConnectionOptions) {
  */
 export function createRedisConnection(options: RedisConnectionOptions): RedisConnection {
   const target = describeTarget(options.url);
-  const client = createClient(clientOptions(options));
+  const settings = clientOptions(options); // configuration mistakes throw here, synchronously, before anything starts
+  let client: RedisClient | undefined;
+  let closed = false;
   let up = false;
   let lastError = '';
-  // node-redis emits 'error' on every failed reconnect; report transitions only, so a long outage is one log line.
-  client.on('error', (err: Error) => {
-    lastError = err.message;
-    if (up) {
-      up = false;
-      options.onStateChange?.('down', err.message);
-    }
-  });
-  client.on('ready', () => {
-    if (!up) {
-      up = true;
-      options.onStateChange?.('up', target);
-    }
-  });
-  client.connect().catch((err: unknown) => {
-    // Only when the client was closed while connecting; a refused or failed connection keeps retrying.
-    lastError = err instanceof Error ? err.message : String(err);
-  });
+  // Loaded on first use: the client library costs a CLI command that never talks to Redis a noticeable start-up time.
+  void import('@redis/client').then(
+    (library) => {
+      if (closed) return;
+      const created = newClient(library, settings);
+      client = created;
+      // node-redis emits 'error' on every failed reconnect; report transitions only, so a long outage is one log line.
+      created.on('error', (err: Error) => {
+        lastError = err.message;
+        if (up) {
+          up = false;
+          options.onStateChange?.('down', err.message);
+        }
+      });
+      created.on('ready', () => {
+        if (!up) {
+          up = true;
+          options.onStateChange?.('up', target);
+        }
+      });
+      created.connect().catch((err: unknown) => {
+        // Only when the client was closed while connecting; a refused or failed connection keeps retrying.
+        lastError = err instanceof Error ? err.message : String(err);
+      });
+    },
+    (err: unknown) => {
+      lastError = `the Redis client library did not load: ${String(err)}`;
+    },
+  );
 
   const unavailable = (err: unknown): never => {
     throw new BrokerError('not_ready', `Redis (${target}) is unavailable`, { cause: err });
   };
-  const guard = async <T>(command: () => Promise<T>): Promise<T> => {
-    if (!client.isReady) unavailable(new Error(`not connected${lastError ? `: ${lastError}` : ''}`));
+  const guard = async <T>(command: (client: RedisClient) => Promise<T>): Promise<T> => {
+    if (!client?.isReady) return unavailable(new Error(`not connected${lastError ? `: ${lastError}` : ''}`));
     try {
-      return await command();
+      return await command(client);
     } catch (err) {
       return unavailable(err);
     }
@@ -130,25 +149,25 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
   return {
     target,
     evalScript(script, keys, args) {
-      return guard(async () => {
+      return guard(async (client) => {
         const options = { keys: [...keys], arguments: [...args] };
         try {
           return await client.evalSha(script.sha1, options);
         } catch (err) {
-          if (!(err instanceof ErrorReply && err.message.startsWith('NOSCRIPT'))) throw err;
+          if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
           return await client.eval(script.source, options);
         }
       });
     },
     setIfAbsent(key, value, expiresAtMs) {
-      return guard(async () => (await client.set(key, value, { condition: 'NX', expiration: { type: 'PXAT', value: expiresAtMs } })) === 'OK');
+      return guard(async (client) => (await client.set(key, value, { condition: 'NX', expiration: { type: 'PXAT', value: expiresAtMs } })) === 'OK');
     },
     waitForReplicas(replicas) {
       // Half the command timeout, so WAIT answers (with the count so far) before the command itself is abandoned.
-      return guard(() => client.wait(replicas, Math.max(1, Math.floor(commandTimeoutMs(options) / 2))));
+      return guard((client) => client.wait(replicas, Math.max(1, Math.floor(commandTimeoutMs(options) / 2))));
     },
     async ready() {
-      if (!client.isReady) return false;
+      if (!client?.isReady) return false;
       try {
         return (await client.ping()) === 'PONG';
       } catch {
@@ -156,7 +175,8 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
       }
     },
     async close() {
-      if (client.isOpen) client.destroy();
+      closed = true;
+      if (client?.isOpen) client.destroy();
     },
   };
 }

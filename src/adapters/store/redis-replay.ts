@@ -15,8 +15,9 @@ export interface RedisReplayOptions {
   /** Prepended to every key, so several brokers can share one Redis (default `oidc-broker:`). */
   readonly keyPrefix?: string;
   /**
-   * How long after reserving a release can still undo the reservation (default 5 min, beyond any request's deadline).
-   * The values needed for release are kept in memory this long; a later release leaves the jti spent (fail closed).
+   * How long after reserving a release can still undo the reservation (default 2 min, beyond any request's deadline:
+   * the server cuts requests at 30 s). The values needed for release are kept in memory this long (about 100 bytes per
+   * exchange); a later release leaves the jti spent (fail closed).
    */
   readonly releaseWindowMs?: number;
   /**
@@ -39,7 +40,7 @@ interface Reservation {
  */
 export function createRedisReplayStore(redis: RedisConnection, options: RedisReplayOptions = {}): ReplayStore {
   const prefix = `${options.keyPrefix ?? 'oidc-broker:'}jti:`;
-  const releaseWindowMs = options.releaseWindowMs ?? 5 * 60_000;
+  const releaseWindowMs = options.releaseWindowMs ?? 2 * 60_000;
   const now = options.now ?? Date.now;
   const waitReplicas = options.waitReplicas ?? 0;
   // Insertion order is reservation order, so the oldest entries are always at the front.
