@@ -81,3 +81,29 @@ describe('two replicas sharing Redis', () => {
     assert.equal(statuses(await Promise.all(replicas.map((h) => h.exchange(token)))), '200, 409 token_replayed');
   });
 });
+
+describe('a project budget shared by two replicas through Redis', () => {
+  it('spends one budget whichever replica answers, and tells the caller when to retry', async () => {
+    const redis = await startRedis();
+    const gitlab = await startGitLab();
+    const replicas: Harness[] = [];
+    try {
+      for (let i = 0; i < 2; i++) replicas.push(await startHarness({ gitlab, requestsPerMinutePerProject: 2, configExtra: `replay: { store: redis, url: "${redis.url}" }` }));
+      for (const h of replicas) await eventually(async () => (await h.call('/readyz')).status === 200, 10_000, 'the replica connects to Redis');
+      const [a, b] = replicas as [Harness, Harness];
+      assert.equal((await a.exchange(await gitlab.token(AUDIENCE))).status, 200);
+      assert.equal((await b.exchange(await gitlab.token(AUDIENCE))).status, 200);
+      const refused = await a.exchange(await gitlab.token(AUDIENCE));
+      assert.equal(refused.status, 429, refused.text);
+      assert.equal(refused.body.code, 'rate_limited');
+      // Two a minute: the next unit is at most 30 s away (less the time the exchanges took).
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      assert.ok(retryAfter >= 10 && retryAfter <= 30, `Retry-After ${retryAfter}`);
+      assert.equal((await b.exchange(await gitlab.token(AUDIENCE))).status, 429);
+    } finally {
+      for (const h of replicas) await h.close();
+      await gitlab.close();
+      await redis.stop();
+    }
+  });
+});

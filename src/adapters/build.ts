@@ -7,14 +7,14 @@ import { createAuditSink, type FileAuditSink } from './audit/winston-audit.js';
 import { createCertificateAuthority } from './ca/index.js';
 import { systemClock } from './clock.js';
 import { createTokenReader } from './gitlab/api-client.js';
-import { createGitLabApprovalSource } from './gitlab/approvals.js';
-import { createGitLabJobStatusSource } from './gitlab/jobs.js';
+import { createGitLabClient, type GitLabClient } from './gitlab/client.js';
 import { createIdTokenVerifier } from './gitlab/verifier.js';
 import { createGoogleMinter } from './google/from-config.js';
 import { createJwtSigner, readSigningJwks, type BrokerJwtSigner } from './jwt/signer.js';
 import { createMemoryRateLimiter } from './store/memory-rate-limit.js';
 import { createMemoryReplayStore } from './store/memory-replay.js';
 import { createRedisConnection, type RedisConnection } from './store/redis-connection.js';
+import { createRedisRateLimiter } from './store/redis-rate-limit.js';
 import { createRedisReplayStore } from './store/redis-replay.js';
 import type { OperationalLog } from '../app/deps.js';
 import { ConfigError } from '../config/load.js';
@@ -56,6 +56,8 @@ export interface Adapters {
   readonly facts: FactSource;
   readonly replay: ReplayStore;
   readonly rateLimiter: RateLimiter;
+  /** Failed authentications per client address (limits.failedAuthPerMinutePerAddress). */
+  readonly failedAuthLimiter: RateLimiter;
   readonly audit: AuditSink;
   readonly signer: BrokerJwtSigner;
   readonly ca: CertificateAuthority | undefined;
@@ -76,28 +78,14 @@ export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(con
   return createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
 }
 
-/** Job and approval facts; each issuer's GitLab API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
-function buildFacts(config: BrokerConfig): FactSource {
-  const tokenReader = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
-  const sources = new Map(
-    config.gitlab.map((entry) => {
-      const timeoutMs = (entry.requestTimeout ?? config.limits.factTimeout) * 1000;
-      const source: FactSource = {
-        ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs }),
-        ...createGitLabApprovalSource({ fetchToken: tokenReader, timeoutMs }),
-      };
-      return [entry.issuer, source];
-    }),
-  );
-  const sourceFor = (issuer: TrustedIssuer): FactSource => {
-    const source = sources.get(issuer.issuer);
-    if (!source) throw new TypeError(`no GitLab API client for issuer ${issuer.issuer}`);
-    return source;
-  };
-  return {
-    jobStatus: (issuer, principal, signal) => sourceFor(issuer).jobStatus(issuer, principal, signal),
-    approvals: (issuer, principal, needs, signal) => sourceFor(issuer).approvals(issuer, principal, needs, signal),
-  };
+/** Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
+function buildGitLabClient(config: BrokerConfig): GitLabClient {
+  return createGitLabClient({
+    token: createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile]))),
+    requestTimeoutMs: config.limits.factTimeout * 1000,
+    issuerRequestTimeoutMs: new Map(config.gitlab.flatMap((entry) => (entry.requestTimeout === undefined ? [] : [[entry.issuer, entry.requestTimeout * 1000] as const]))),
+    lookupBudget: { perProject: config.limits.gitlabLookupsPerProject, windowMs: config.limits.gitlabLookupWindow * 1000 },
+  });
 }
 
 function minter<K extends GrantKind>(mint: GrantMinter<K>['mint']): GrantMinter<K> {
@@ -126,6 +114,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
   const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file);
+  const gitlab = overrides.facts ? undefined : buildGitLabClient(config);
   // One line per grant kind: its adapter, or undefined when the config has no section for it.
   const minters = {
     google,
@@ -138,16 +127,18 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     redis = buildRedis(config, overrides, log);
   } catch (err) {
     await fileAudit?.close();
+    await gitlab?.close();
     throw err;
   }
 
   return {
     clock,
     verifier: buildVerifier(config, trustedIssuers(config), overrides),
-    facts: overrides.facts ?? buildFacts(config),
+    facts: overrides.facts ?? (gitlab as GitLabClient),
     replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas }) : createMemoryReplayStore(() => clock.now().getTime())),
-    // Per replica until the RateLimiter port is asynchronous; then createRedisRateLimiter(redis, …) shares the budget.
-    rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
+    // The project budget is shared through Redis when there is one; the per-address limit guards each process.
+    rateLimiter: redis ? createRedisRateLimiter(redis, config.limits.requestsPerMinutePerProject) : createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
+    failedAuthLimiter: createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress),
     audit: overrides.audit ?? (fileAudit as FileAuditSink),
     signer,
     ca,
@@ -160,6 +151,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     async close() {
       await redis?.close();
       await fileAudit?.close();
+      await gitlab?.close();
     },
   };
 }

@@ -4,19 +4,8 @@
  * script, so concurrent replicas never both spend the last unit. Redis down → BrokerError('not_ready').
  */
 import { createHash } from 'node:crypto';
+import type { RateDecision, RateLimiter } from '../../ports.js';
 import { luaScript, type RedisConnection } from './redis-connection.js';
-
-/** The shape of the asynchronous `RateLimiter` port (take, peek). */
-export interface RateDecision {
-  readonly ok: boolean;
-  /** Whole seconds until one unit is available again; 0 when `ok`. */
-  readonly retryAfterSeconds: number;
-}
-
-export interface SharedRateLimiter {
-  take(key: string, now: Date): Promise<RateDecision>;
-  peek(key: string, now: Date): Promise<RateDecision>;
-}
 
 // KEYS[1] bucket; ARGV: capacity, refill per ms, now (ms), spend (1 = take, 0 = peek). Returns the wait in ms, 0 if ok.
 // Time comes from the caller (replicas' clocks are NTP-synchronised); a clock behind the stored one refills nothing.
@@ -52,7 +41,7 @@ export interface RedisRateLimitOptions {
  *
  * @example createRedisRateLimiter(connection, 60).take(`${issuer}\n${projectId}`, new Date())
  */
-export function createRedisRateLimiter(redis: RedisConnection, perMinute: number, options: RedisRateLimitOptions = {}): SharedRateLimiter {
+export function createRedisRateLimiter(redis: RedisConnection, perMinute: number, options: RedisRateLimitOptions = {}): RateLimiter {
   const prefix = `${options.keyPrefix ?? 'oidc-broker:'}rate:`;
   const refillPerMs = perMinute / 60_000;
   const args = [String(perMinute), String(refillPerMs)];
