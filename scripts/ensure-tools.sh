@@ -11,6 +11,7 @@ TOOLS=(
   "go golang-go"
   "zsh zsh"
   "git git"
+  "redis-server redis-server"
   "/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main google-cloud-cli-spanner-emulator"
 )
 

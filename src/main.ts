@@ -55,7 +55,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   const adapters = await buildAdapters(config, {
     ...overrides,
     onIssuerKeys: (event) => (event.loaded ? log.info('issuer keys loaded', { issuer: event.issuer }) : log.warn('issuer keys could not be loaded; not ready', { issuer: event.issuer, url: event.url, cause: event.cause })),
-  });
+  }, log);
   const mintable = mintableKinds(adapters.minters);
   const loadCheckedPolicy = async () => {
     const loaded = await loadPolicy(config.policy.path);

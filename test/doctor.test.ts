@@ -8,6 +8,7 @@ import { generateSigningJwks } from '../src/adapters/jwt/signer.js';
 import { runDoctor } from '../src/cli/doctor.js';
 import { API_TOKEN, startGitLab, type StandInGitLab } from './support/gitlab.js';
 import { CORE_POLICY } from './support/policies.js';
+import { startRedis } from './support/redis.js';
 
 let gitlab: StandInGitLab;
 let dir: string;
@@ -63,11 +64,30 @@ describe('doctor', () => {
     assert.ok(rows.some(([status, check, detail]) => status === 'fail' && check === 'policy rule payments-mesh' && /grants linkerd, but the config has no linkerd section/.test(detail)), JSON.stringify(rows));
   });
 
-  it('fails with exit 2 on a config section this version would refuse at start', async () => {
+  it('reports a Redis replay store that answers, and one that does not as unreachable (exit 3)', async () => {
+    const redis = await startRedis();
+    try {
+      const path = await writeConfig(gitlab.issuer);
+      const config = await readFile(path, 'utf8');
+      await writeFile(path, `${config}replay: { store: redis, url: "${redis.url}" }\n`);
+      const answering = await runDoctor(path);
+      assert.equal(answering.exitCode, 0, JSON.stringify(answering.rows));
+      assert.ok(answering.rows.some(([status, check]) => status === 'ok' && check === 'replay'), JSON.stringify(answering.rows));
+
+      await redis.stop();
+      const down = await runDoctor(path);
+      assert.equal(down.exitCode, 3, JSON.stringify(down.rows));
+      assert.ok(down.rows.some(([status, check, detail]) => status === 'unreachable' && check === 'replay' && detail.includes(redis.url)), JSON.stringify(down.rows));
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  it('fails with exit 2 when the Redis password file is missing', async () => {
     const path = await writeConfig(gitlab.issuer);
-    await writeFile(path, `${await readFile(path, 'utf8')}replay: { store: redis, url: "redis://127.0.0.1:1" }\n`);
+    await writeFile(path, `${await readFile(path, 'utf8')}replay: { store: redis, url: "redis://broker@127.0.0.1:1", passwordFile: no-such-file }\n`);
     const { rows, exitCode } = await runDoctor(path);
     assert.equal(exitCode, 2, JSON.stringify(rows));
-    assert.ok(rows.some(([status, check, detail]) => status === 'fail' && check === 'adapters' && /replay\.store redis/.test(detail)), JSON.stringify(rows));
+    assert.ok(rows.some(([status, check, detail]) => status === 'fail' && check === 'adapters' && /config: replay: .*no-such-file/.test(detail)), JSON.stringify(rows));
   });
 });

@@ -178,10 +178,10 @@ rules:
 });
 
 describe('replay store configuration', () => {
-  it('refuses to start with a replay store this version does not have, instead of silently using memory', async () => {
+  it('refuses to start when the Redis password file cannot be read, instead of connecting without it', async () => {
     const gitlab = await startGitLab();
     try {
-      await assert.rejects(startHarness({ gitlab, configExtra: 'replay: { store: redis, url: "redis://127.0.0.1:1" }' }), /replay\.store redis is not available/);
+      await assert.rejects(startHarness({ gitlab, configExtra: 'replay: { store: redis, url: "redis://broker@127.0.0.1:1", passwordFile: no-such-file }' }), /config: replay: .*no-such-file/);
     } finally {
       await gitlab.close();
     }

@@ -61,6 +61,11 @@ describe('broker config', () => {
     assert.ok(Object.isFrozen(config));
   });
 
+  it('resolves the Redis CA and password files against the config directory', () => {
+    const config = parseConfig(base(good, 'replay: { store: redis, url: "rediss://broker@redis.internal:6380/0", caFile: ca.pem, passwordFile: secrets/redis }\n'), '/etc/oidc-broker');
+    assert.deepEqual(config.replay, { store: 'redis', url: 'rediss://broker@redis.internal:6380/0', caFile: '/etc/oidc-broker/ca.pem', passwordFile: '/etc/oidc-broker/secrets/redis', waitReplicas: 0 });
+  });
+
   const refused: Array<{ name: string; text: string; message: RegExp }> = [
     { name: 'an http issuer on a public host', text: base('  - { issuer: http://gitlab.example.com, audience: a }'), message: /gitlab\.0\.issuer: must be an https URL/ },
     { name: 'an issuer with a query string', text: base('  - { issuer: "https://gitlab.example.com/?x=1", audience: a }'), message: /gitlab\.0\.issuer/ },
@@ -70,6 +75,9 @@ describe('broker config', () => {
     { name: 'an apiUrl that does not end in /api/v4', text: base('  - { issuer: https://gitlab.example.com, audience: a, apiUrl: https://gitlab.example.com/api }'), message: /apiUrl: must end in \/api\/v4/ },
     { name: 'a bad duration', text: base('  - { issuer: https://gitlab.example.com, audience: a, maxTokenAge: forever }'), message: /duration/ },
     { name: 'duplicate YAML keys', text: `${base(good)}policy: { path: x }\n`, message: /config: YAML/ },
+    { name: 'a Redis password inline in the URL', text: base(good, 'replay: { store: redis, url: "redis://broker:pw@redis.internal" }\n'), message: /replay\.url: .*passwordFile/ },
+    { name: 'a Redis URL of another scheme', text: base(good, 'replay: { store: redis, url: "https://redis.internal" }\n'), message: /replay\.url: must be a redis/ },
+    { name: 'a Redis CA file without TLS', text: base(good, 'replay: { store: redis, url: "redis://redis.internal", caFile: ca.pem }\n'), message: /replay\.caFile: caFile needs a rediss/ },
   ];
   for (const testCase of refused) {
     it(`refuses ${testCase.name}`, () => {

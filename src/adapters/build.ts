@@ -13,6 +13,10 @@ import { createGoogleMinter } from './google/from-config.js';
 import { createJwtSigner, readSigningJwks, type BrokerJwtSigner } from './jwt/signer.js';
 import { createMemoryRateLimiter } from './store/memory-rate-limit.js';
 import { createMemoryReplayStore } from './store/memory-replay.js';
+import { createRedisConnection, type RedisConnection } from './store/redis-connection.js';
+import { createRedisRateLimiter } from './store/redis-rate-limit.js';
+import { createRedisReplayStore } from './store/redis-replay.js';
+import type { OperationalLog } from '../app/deps.js';
 import { ConfigError } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { GrantKind } from '../core/grants.js';
@@ -95,11 +99,22 @@ function minter<K extends GrantKind>(mint: GrantMinter<K>['mint']): GrantMinter<
   return { mint };
 }
 
-export async function buildAdapters(config: BrokerConfig, overrides: AdapterOverrides = {}): Promise<Adapters> {
-  if (!overrides.replay && config.replay.store !== 'memory') {
-    // Silently falling back to memory would make tokens single-use per replica only.
-    throw new ConfigError(`config: replay.store ${config.replay.store} is not available in this version; use memory (one replica)`);
+/** The shared Redis connection when the config asks for it (and no replay store was passed in). Connects in the background. */
+function buildRedis(config: BrokerConfig, overrides: AdapterOverrides, log: OperationalLog | undefined): RedisConnection | undefined {
+  if (overrides.replay || config.replay.store !== 'redis') return undefined;
+  const { url, caFile, passwordFile } = config.replay;
+  try {
+    return createRedisConnection({
+      url, caFile, passwordFile,
+      onStateChange: (state, detail) => (state === 'up' ? log?.info('Redis connected', { target: detail }) : log?.error('Redis connection lost; exchanges answer 503 until it is back', { error: detail })),
+    });
+  } catch (err) {
+    throw new ConfigError(`config: replay: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** `log` hears about the Redis connection going down and coming back. */
+export async function buildAdapters(config: BrokerConfig, overrides: AdapterOverrides = {}, log?: OperationalLog): Promise<Adapters> {
   const google = overrides.google ?? createGoogleMinter(config.google);
   const clock = overrides.clock ?? systemClock;
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
@@ -113,13 +128,23 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     linkerd: ca && minter<'linkerd'>((plan, context) => ca.issue(plan, context)),
     token: minter<'token'>((plan, context) => signer.sign(plan, context)),
   } satisfies { readonly [K in GrantKind]: GrantMinter<K> | undefined };
+  // Last, so nothing above can fail and leave its reconnect loop running.
+  let redis: RedisConnection | undefined;
+  try {
+    redis = buildRedis(config, overrides, log);
+  } catch (err) {
+    await fileAudit?.close();
+    await gitlab?.close();
+    throw err;
+  }
 
   return {
     clock,
     verifier: buildVerifier(config, trustedIssuers(config), overrides),
     facts: overrides.facts ?? (gitlab as GitLabClient),
-    replay: overrides.replay ?? createMemoryReplayStore(() => clock.now().getTime()),
-    rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
+    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas }) : createMemoryReplayStore(() => clock.now().getTime())),
+    // The project budget is shared through Redis when there is one; the per-address limit guards each process.
+    rateLimiter: redis ? createRedisRateLimiter(redis, config.limits.requestsPerMinutePerProject) : createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
     failedAuthLimiter: createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress),
     audit: overrides.audit ?? (fileAudit as FileAuditSink),
     signer,
@@ -131,6 +156,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
       await signer.rotate(await readSigningJwks(config.signing.keysFile), clock.now());
     },
     async close() {
+      await redis?.close();
       await fileAudit?.close();
       await gitlab?.close();
     },

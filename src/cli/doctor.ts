@@ -88,6 +88,17 @@ function exitCodeOf(rows: readonly Row[], configError: boolean): number {
   return rows.some(([status]) => status === 'unreachable') ? EXIT.upstream : EXIT.ok;
 }
 
+/** The Redis replay store answers (it connects in the background, so give it a few seconds). */
+async function checkReplayStore(adapters: Adapters, url: string): Promise<Row> {
+  const target = `${new URL(url).protocol}//${new URL(url).host}`;
+  const deadline = Date.now() + 3_000;
+  while (!(await adapters.replay.ready())) {
+    if (Date.now() > deadline) return ['unreachable', 'replay', `Redis ${target} did not answer within 3 s (address, TLS CA, ACL user and password)`];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return ['ok', 'replay', `Redis ${target} answers`];
+}
+
 export async function runDoctor(configPath: string, options: { onRow?: (row: Row) => void; checkTimeoutMs?: number } = {}): Promise<{ rows: Row[]; exitCode: number }> {
   const rows = reportingRows(options.onRow);
   let config: BrokerConfig;
@@ -129,6 +140,7 @@ export async function runDoctor(configPath: string, options: { onRow?: (row: Row
       for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
       for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
     }
+    if (adapters && config.replay.store === 'redis') rows.push(await checkReplayStore(adapters, config.replay.url));
     rows.push(...(await checkSecretFilePermissions(config)));
     await checkIssuers(config, rows, options.checkTimeoutMs ?? CHECK_TIMEOUT_MS);
   } finally {

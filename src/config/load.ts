@@ -26,6 +26,7 @@ export function parseConfig(text: string, baseDir: string): BrokerConfig {
     ...config,
     gitlab: config.gitlab.map((entry) => ({ ...entry, apiTokenFile: entry.apiTokenFile === undefined ? undefined : at(entry.apiTokenFile) })),
     policy: { ...config.policy, path: at(config.policy.path) },
+    replay: config.replay.store === 'redis' ? { ...config.replay, caFile: config.replay.caFile && at(config.replay.caFile), passwordFile: config.replay.passwordFile && at(config.replay.passwordFile) } : config.replay,
     audit: config.audit.file === undefined ? {} : { file: at(config.audit.file) },
     signing: { keysFile: at(config.signing.keysFile) },
     linkerd: config.linkerd && {

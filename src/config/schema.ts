@@ -19,6 +19,17 @@ export function isAllowedIssuerUrl(value: string): boolean {
   return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname));
 }
 
+/** A Redis URL may name the ACL user, never the password: secrets come from files. */
+function isRedisUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && url.password === '' && !url.search && !url.hash;
+}
+
 const issuerUrl = z.string().refine(isAllowedIssuerUrl, 'must be an https URL (http only for loopback hosts)');
 const duration = z.string().refine((text) => parseDuration(text) !== undefined, 'must be a duration like 2h').transform((text) => parseDuration(text) as number);
 
@@ -46,7 +57,15 @@ export const configSchema = z.strictObject({
   replay: z
     .discriminatedUnion('store', [
       z.strictObject({ store: z.literal('memory') }),
-      z.strictObject({ store: z.literal('redis'), url: z.string().url() }),
+      z
+        .strictObject({
+          store: z.literal('redis'),
+          url: z.string().refine(isRedisUrl, 'must be a redis:// or rediss:// URL without a password (put it in replay.passwordFile)'),
+          caFile: z.string().min(1).optional(),
+          passwordFile: z.string().min(1).optional(),
+          waitReplicas: z.number().int().min(0).max(16).default(0),
+        })
+        .refine((redis) => redis.caFile === undefined || redis.url.startsWith('rediss://'), { message: 'caFile needs a rediss:// url', path: ['caFile'] }),
     ])
     .default({ store: 'memory' }),
   audit: z.strictObject({ file: z.string().min(1).optional() }).default({}),

@@ -1,4 +1,4 @@
-/** In-process replay store: correct for one replica only (Redis comes with the replicas issue). */
+/** In-process replay store: correct for one replica only; several replicas share redis-replay.ts. */
 import type { ReplayStore } from '../../ports.js';
 
 export function createMemoryReplayStore(now: () => number = Date.now): ReplayStore {
