@@ -17,7 +17,7 @@ TOOLS=(
 
 # Packages Debian's own archive does not carry, with where they come from.
 declare -A SOURCES=(
-  [google-cloud-cli-spanner-emulator]="Google's apt repository (https://cloud.google.com/sdk/docs/install#deb: add packages.cloud.google.com/apt cloud-sdk main)"
+  [google-cloud-cli-spanner-emulator]="the Google Cloud CLI apt repository (see Google's gcloud CLI installation guide for Debian)"
 )
 
 missing=()
