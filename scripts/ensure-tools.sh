@@ -9,6 +9,8 @@ TOOLS=(
   "openssl openssl"
   "go golang-go"
   "git git"
+  "rsync rsync"
+  "shellcheck shellcheck"
 )
 
 missing=()
