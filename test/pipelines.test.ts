@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { after, before, describe, it } from 'node:test';
 import { generateCaMaterial } from '../src/adapters/ca/ephemeral.js';
 import { approvalData, mergeRequestApproved, scenarioClaims } from './support/approval-scenarios.js';
@@ -255,5 +256,29 @@ gate:
     const job = run.job('gate');
     assert.equal(job.status, 'PASS', job.log);
     assert.match(job.log, /allowed by rule payments-deploy-production/);
+  });
+});
+
+describe("this project's own pipeline", () => {
+  it('includes its components at the commit being tested, as GitLab resolves a self-reference', async () => {
+    const run = await workspace.runPipeline({
+      ciYaml: await readFile(`${ROOT}.gitlab-ci.yml`, 'utf8'),
+      project: TEMPLATES_PROJECT,
+      withTemplates: true,
+      extraArgs: ['--preview'],
+    });
+    assert.equal(run.exitCode, 0, run.output);
+    const expanded = parse(run.output.slice(run.output.indexOf('---'))) as Record<string, Record<string, unknown>>;
+    const gate = expanded['self-test-deploy-gate'];
+    assert.ok(gate, run.output);
+    assert.match(JSON.stringify(gate.script), /oidc-broker|broker gate/);
+    assert.equal((gate.environment as { name?: string }).name, 'self-test');
+    assert.deepEqual((gate.needs as Array<{ job: string }>).map((need) => need.job), ['cli-image']);
+    assert.deepEqual(gate.image, { name: '$CLI_IMAGE' }, 'included by SHA, the self-test runs this commit\'s image');
+    const login = expanded['self-test-login'];
+    assert.ok(login);
+    assert.deepEqual(login.image, { name: '$CLI_IMAGE' });
+    assert.match(JSON.stringify(login.before_script), /exchange/);
+    assert.deepEqual((login.id_tokens as Record<string, unknown>).BROKER_ID_TOKEN, { aud: '$OIDC_BROKER_SELF_TEST_AUDIENCE' });
   });
 });

@@ -49,6 +49,12 @@ export interface PipelineOptions {
   readonly variables?: Readonly<Record<string, VariableValue>>;
   /** Further files of the consumer project, by relative path. */
   readonly files?: Readonly<Record<string, string>>;
+  /** The consumer's project path on GITLAB_HOST (default CONSUMER_PROJECT). */
+  readonly project?: string;
+  /** Also commit this checkout's templates/ and ci-templates/ into the project (a component project testing itself). */
+  readonly withTemplates?: boolean;
+  /** More gitlab-ci-local arguments, e.g. `--preview`. */
+  readonly extraArgs?: readonly string[];
   readonly timeoutMs?: number;
 }
 
@@ -116,6 +122,11 @@ function summaryStatuses(output: string): Map<string, JobResult['status']> {
   return statuses;
 }
 
+async function copyTemplates(into: string): Promise<void> {
+  await cp(join(ROOT, 'templates'), join(into, 'templates'), { recursive: true });
+  await cp(join(ROOT, 'ci-templates'), join(into, 'ci-templates'), { recursive: true });
+}
+
 const shellQuote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;
 
 /** Set up a workspace: a temporary HOME whose git config redirects https://GITLAB_HOST to local bare repositories. */
@@ -148,8 +159,7 @@ export async function createCiWorkspace(): Promise<CiWorkspace> {
     async publishTemplates(tag) {
       const work = await mkdtemp(join(dir, 'publish-'));
       await git(work, env, 'init', '--quiet');
-      await cp(join(ROOT, 'templates'), join(work, 'templates'), { recursive: true });
-      await cp(join(ROOT, 'ci-templates'), join(work, 'ci-templates'), { recursive: true });
+      await copyTemplates(work);
       await git(work, env, 'add', '--all');
       await git(work, env, 'commit', '--quiet', '--message', `templates ${tag}`);
       await git(work, env, 'tag', tag);
@@ -161,9 +171,10 @@ export async function createCiWorkspace(): Promise<CiWorkspace> {
       const project = join(dir, `consumer-${consumers}`);
       await mkdir(project);
       await git(project, env, 'init', '--quiet');
-      await git(project, env, 'remote', 'add', 'origin', `https://${GITLAB_HOST}/${CONSUMER_PROJECT}.git`);
+      await git(project, env, 'remote', 'add', 'origin', `https://${GITLAB_HOST}/${options.project ?? CONSUMER_PROJECT}.git`);
       await git(project, env, 'symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
       await writeFile(join(project, '.gitlab-ci.yml'), options.ciYaml);
+      if (options.withTemplates) await copyTemplates(project);
       for (const [path, content] of Object.entries(options.files ?? {})) {
         await mkdir(dirname(join(project, path)), { recursive: true });
         await writeFile(join(project, path), content);
@@ -175,7 +186,7 @@ export async function createCiWorkspace(): Promise<CiWorkspace> {
       await writeFile(join(project, variablesFile), stringify(options.variables ?? {}), { mode: 0o600 });
       const args = [
         GITLAB_CI_LOCAL, '--file', '.gitlab-ci.yml', '--variables-file', variablesFile, '--home', home,
-        '--shell-executor-no-image', '--force-shell-executor', '--no-color', '--max-job-name-padding', '0',
+        '--shell-executor-no-image', '--force-shell-executor', '--no-color', '--max-job-name-padding', '0', ...(options.extraArgs ?? []),
       ];
       const exited = await run(process.execPath, args, { cwd: project, env, timeoutMs: options.timeoutMs ?? 45_000 });
       const jobs = new Map<string, JobResult>();
