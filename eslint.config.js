@@ -26,4 +26,14 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // One Clock: use cases and the pure core get the time from deps.clock or an argument, never from the system.
+    files: ['src/core/**/*.ts', 'src/app/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error',
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'take the time from the Clock port (deps.clock.now()) or an argument' },
+        { selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']", message: 'take the time from the Clock port (deps.clock.now()) or an argument' },
+      ],
+    },
+  },
 );

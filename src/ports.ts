@@ -4,9 +4,22 @@
  */
 import type { ApprovalFacts } from './core/approvals.js';
 import type { GitLabPrincipal, PipelineSubject } from './core/claims.js';
-import type { GoogleMint, LinkerdMint, TokenMint } from './core/grants.js';
-import type { FactNeeds } from './core/policy/evaluate.js';
+import type { ErrorCode, Reason } from './core/errors.js';
+import type {
+  GoogleAccessToken,
+  GrantKind,
+  IssuedCertificate,
+  LinkerdMint,
+  MintedOf,
+  MintedToken,
+  MintPlanOf,
+  TokenMint,
+} from './core/grants.js';
+import type { DecisionApprovals, FactNeeds } from './core/policy/evaluate.js';
 
+export type { GoogleAccessToken, IssuedCertificate, MintedToken };
+
+/** The only source of the current time for use cases and adapters that need one (tests pass a fixed clock). */
 export interface Clock {
   now(): Date;
 }
@@ -46,27 +59,12 @@ export interface MintContext {
   readonly now: Date;
 }
 
-export interface MintedToken {
-  readonly token: string;
-  readonly expiresAt: Date;
-}
-
 /** The broker's own OIDC issuer: ES256 JWTs and the published key set. */
 export interface JwtSigner {
   readonly issuer: string;
   sign(plan: TokenMint, context: MintContext): Promise<MintedToken>;
   /** Public keys to publish: the active key and retired keys whose tokens may still be valid. */
   publicJwks(now: Date): { keys: readonly Record<string, unknown>[] };
-}
-
-export interface IssuedCertificate {
-  readonly certificate: string;
-  readonly chain: string;
-  readonly trustAnchors: string;
-  readonly identity: string;
-  readonly spiffeId: string;
-  readonly serialNumber: string;
-  readonly expiresAt: Date;
 }
 
 /** Issues Linkerd mesh identities under the mesh trust anchor. Throws BrokerError (invalid_request for bad CSRs). */
@@ -79,16 +77,16 @@ export interface CertificateAuthority {
   consumerProblems(): readonly string[];
 }
 
-export interface GoogleAccessToken {
-  readonly accessToken: string;
-  readonly expiresAt: Date;
-  readonly serviceAccount: string;
-  readonly scopes: readonly string[];
+/** Mints one kind of credential for a plan. Throws BrokerError (upstream_unavailable, or invalid_request for bad input). */
+export interface GrantMinter<K extends GrantKind> {
+  mint(plan: MintPlanOf<K>, context: MintContext): Promise<MintedOf<K>>;
 }
 
-export interface GoogleTokenMinter {
-  mint(plan: GoogleMint, context: MintContext): Promise<GoogleAccessToken>;
-}
+/** Google access tokens by impersonation (IAM Credentials API); no adapter is built into this version. */
+export type GoogleTokenMinter = GrantMinter<'google'>;
+
+/** The minter of every kind this broker can mint; a kind without one is refused at start when the policy grants it. */
+export type GrantMinters = { readonly [K in GrantKind]?: GrantMinter<K> };
 
 /** Single-use jti reservations. Implementations must make `reserve` atomic across replicas. */
 export interface ReplayStore {
@@ -98,21 +96,67 @@ export interface ReplayStore {
   ready(): Promise<boolean>;
 }
 
+export type AuditEvent = 'exchange' | 'explain';
 export type AuditPhase = 'intent' | 'result' | 'denied' | 'explain';
-
-export interface AuditRecord {
-  event: 'exchange' | 'explain' | 'refresh';
-  phase: AuditPhase;
-  requestId: string;
-  outcome: 'allowed' | 'denied' | 'error' | 'pending';
-  code?: string;
-  readonly [field: string]: unknown;
-}
+/** `pending` before minting, `allowed` when credentials were (or, for explain, would be) granted, else `denied`. */
+export type AuditOutcome = 'pending' | 'allowed' | 'denied';
 
 /**
- * Writes audit records durably enough that a resolved promise means the record is written. The record is serialised
- * before `write` returns, so a caller may reuse the object for its next record.
+ * What every record carries. Once the token is verified, the caller's fields (issuer, project_id, project_path,
+ * pipeline_id, job_id, user_login, ref_path, sha, environment, jti, …) sit beside these at the top level.
  */
+interface AuditCommon {
+  readonly event: AuditEvent;
+  readonly requestId: string;
+  /** SHA-256 of the presented ID token, never the token. */
+  readonly tokenSha256?: string;
+  readonly grantsRequested?: readonly string[];
+  readonly [callerField: string]: unknown;
+}
+
+/** Written before anything is minted: no record, no credentials. */
+export interface IntentRecord extends AuditCommon {
+  readonly phase: 'intent';
+  readonly outcome: 'pending';
+  readonly rule: string;
+  readonly approvals: DecisionApprovals;
+  readonly plans: readonly GrantKind[];
+}
+
+/** Written after every credential was minted, before any is returned. */
+export interface ResultRecord extends AuditCommon {
+  readonly phase: 'result';
+  readonly outcome: 'allowed';
+  readonly rule: string;
+  readonly approvals: DecisionApprovals;
+  readonly minted: readonly Readonly<Record<string, unknown>>[];
+}
+
+/** Written when a request returns nothing, whatever the reason. */
+export interface DeniedRecord extends AuditCommon {
+  readonly phase: 'denied';
+  readonly outcome: 'denied';
+  readonly code: ErrorCode;
+  readonly detail: string;
+  readonly rule?: string;
+  readonly reasons?: readonly Reason[];
+  /** A short description of an upstream or internal cause (never a token). */
+  readonly cause?: string;
+}
+
+/** One per explain request: the decision it showed, or why it showed none. */
+export interface ExplainRecord extends AuditCommon {
+  readonly phase: 'explain';
+  readonly outcome: 'allowed' | 'denied';
+  readonly rule: string | null;
+  readonly code?: ErrorCode;
+  readonly detail?: string;
+  readonly cause?: string;
+}
+
+export type AuditRecord = IntentRecord | ResultRecord | DeniedRecord | ExplainRecord;
+
+/** Writes audit records durably enough that a resolved promise means the record is written. */
 export interface AuditSink {
   write(record: AuditRecord): Promise<void>;
   ready(): Promise<boolean>;

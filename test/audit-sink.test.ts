@@ -14,7 +14,7 @@ import { isBrokerError } from '../src/core/errors.js';
 import type { AuditRecord } from '../src/ports.js';
 
 const TIMEOUT_MS = 300;
-const record = (requestId: string, padding = ''): AuditRecord => ({ event: 'exchange', phase: 'intent', requestId, outcome: 'pending', padding });
+const record = (requestId: string, padding = ''): AuditRecord => ({ event: 'exchange', phase: 'denied', requestId, outcome: 'denied', code: 'policy_denied', detail: 'no rule', padding });
 
 async function rejectsAsAuditUnavailable(write: Promise<void>): Promise<number> {
   const started = performance.now();

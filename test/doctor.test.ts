@@ -1,6 +1,6 @@
 /** `oidc-broker doctor`: each preflight check reports, and the exit code follows the worst finding. */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -50,9 +50,24 @@ describe('doctor', () => {
     assert.equal(exitCode, 3, JSON.stringify(rows));
   });
 
-  it('fails with exit 1 on a config that does not parse', async () => {
+  it('fails with exit 2 (a configuration error) on a config that does not parse', async () => {
     const path = join(dir, 'bad.yaml');
     await writeFile(path, 'server: {}\n');
-    assert.equal((await runDoctor(path)).exitCode, 1);
+    assert.equal((await runDoctor(path)).exitCode, 2);
+  });
+
+  it('fails with exit 2 on a policy granting a kind the config cannot mint, naming the rule and the section', async () => {
+    const policy = `version: 1\nrules:\n  - name: payments-mesh\n    when: { project_id: "20" }\n    grant: { linkerd: { serviceAccount: deploy, namespace: ci } }\n`;
+    const { rows, exitCode } = await runDoctor(await writeConfig(gitlab.issuer, policy));
+    assert.equal(exitCode, 2, JSON.stringify(rows));
+    assert.ok(rows.some(([status, check, detail]) => status === 'fail' && check === 'policy rule payments-mesh' && /grants linkerd, but the config has no linkerd section/.test(detail)), JSON.stringify(rows));
+  });
+
+  it('fails with exit 2 on a config section this version would refuse at start', async () => {
+    const path = await writeConfig(gitlab.issuer);
+    await writeFile(path, `${await readFile(path, 'utf8')}replay: { store: redis, url: "redis://127.0.0.1:1" }\n`);
+    const { rows, exitCode } = await runDoctor(path);
+    assert.equal(exitCode, 2, JSON.stringify(rows));
+    assert.ok(rows.some(([status, check, detail]) => status === 'fail' && check === 'adapters' && /replay\.store redis/.test(detail)), JSON.stringify(rows));
   });
 });

@@ -134,23 +134,45 @@ describe('the audit log', () => {
 });
 
 describe('a grant with no minter configured', () => {
-  it('answers 503 upstream_unavailable before writing an intent record, and mints nothing', async () => {
-    const policy = `version: 1
+  const googlePolicy = `version: 1
 rules:
   - name: payments-spanner
     when: { project_id: "20" }
     grant:
       google: { serviceAccount: spanner-migrator@acme-prod.iam.gserviceaccount.com, scopes: [https://www.googleapis.com/auth/spanner.admin] }
 `;
-    const h = await startHarness({ policy });
+
+  it('refuses to start, naming the rule, the grant and the missing config section', async () => {
+    const gitlab = await startGitLab();
     try {
-      const token = await h.gitlab.token(AUDIENCE);
-      const result = await h.exchange(token, { google: {} });
-      await assertDenied(h, result, 503, 'upstream_unavailable', token);
-      const phases = (await h.auditRecords()).filter((record) => record.requestId === result.body.requestId).map((record) => record.phase);
-      assert.deepEqual(phases, ['denied']);
+      await assert.rejects(startHarness({ gitlab, policy: googlePolicy }), (err: Error) => {
+        assert.equal(err.name, 'ConfigError');
+        assert.match(err.message, /policy rule payments-spanner grants google, but the config has no google section/);
+        return true;
+      });
+    } finally {
+      await gitlab.close();
+    }
+  });
+
+  it('refuses a reload that adds such a grant and keeps the last good policy', async () => {
+    const h = await startHarness();
+    try {
+      await writeFile(join(h.dir, 'policy', '10-core.yaml'), googlePolicy);
+      assert.equal(await h.broker.policy.reload(), false);
+      assert.ok(h.opsLog.some((line) => line.includes('payments-spanner grants google')), h.opsLog.join('\n'));
+      assert.equal((await h.exchange(await h.gitlab.token(AUDIENCE))).status, 200);
     } finally {
       await h.close();
+    }
+  });
+
+  it('refuses a google config section, which this version cannot use, instead of ignoring it', async () => {
+    const gitlab = await startGitLab();
+    try {
+      await assert.rejects(startHarness({ gitlab, configExtra: 'google: { iamCredentialsUrl: "https://iamcredentials.googleapis.com" }' }), /config: google: Google token minting is not available/);
+    } finally {
+      await gitlab.close();
     }
   });
 });

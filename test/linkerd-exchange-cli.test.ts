@@ -15,7 +15,7 @@ import { createEphemeralCa, type EphemeralCa } from '../src/adapters/ca/ephemera
 import { registerExchangeCommand, registerGateCommand } from '../src/cli/commands/exchange.js';
 import { IDENTITY, NAMING, contextAt, minutesAfter, planFor, scratchDir } from './linkerd-fixtures.js';
 
-type Scenario = 'allow' | 'deny' | 'unavailable';
+type Scenario = 'allow' | 'deny' | 'unavailable' | 'malformed';
 
 const DENIAL = {
   type: 'about:blank', title: 'Required approvals are missing', status: 403, code: 'approval_required', detail: 'an approval requirement is not met',
@@ -44,6 +44,7 @@ describe('exchange and gate commands', () => {
         if (scenario === 'unavailable') return [503, { code: 'upstream_unavailable', detail: 'GitLab API timed out' }];
         if (request.url === '/v1/explain') return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', evaluations: [] } : EXPLANATION];
         if (scenario === 'deny') return [403, DENIAL];
+        if (scenario === 'malformed') return [200, { requestId: 'r3', rule: 'payments-smoke', grants: { token: { expiresAt: new Date().toISOString() } } }];
         const grants = (JSON.parse(body) as { grants: { linkerd: { csr: string } } }).grants;
         const now = new Date();
         const linkerd = await mesh.ca.issue(planFor(grants.linkerd.csr, minutesAfter(now, 10)), contextAt(now));
@@ -104,6 +105,8 @@ describe('exchange and gate commands', () => {
     { name: 'an unavailable broker exits 3', scenario: 'unavailable', args: () => ['exchange', '--broker', broker, '--grant', 'token', '--out', scratchDir()], code: 3, stderr: /upstream_unavailable/ },
     { name: 'a missing ID token is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd'], token: '', code: 2, stderr: /BROKER_ID_TOKEN/ },
     { name: 'an unknown grant is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'aws'], code: 2, stderr: /unknown grant/ },
+    { name: 'a grant argument where the kind takes none is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'google=x'], code: 2, stderr: /unknown grant "google=x": use google, linkerd, token\[=AUDIENCE\]/ },
+    { name: 'a 200 whose credential is malformed exits 3 naming the field', scenario: 'malformed', args: () => ['exchange', '--broker', broker, '--grant', 'token', '--out', scratchDir()], code: 3, stderr: /malformed: grants\.token\.token/ },
     { name: 'a plain-http broker off loopback is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', 'http://broker.example.com', '--grant', 'token'], code: 2, stderr: /https/ },
     { name: 'gate exits 1 with the table when not allowed', scenario: 'deny', args: () => ['gate', '--broker', broker, '--grant', 'google'], code: 1, stderr: /ref_path/ },
     { name: 'gate exits 0 when allowed', scenario: 'allow', args: () => ['gate', '--broker', broker, '--grant', 'linkerd'], code: 0, stderr: /^$/ },

@@ -5,7 +5,7 @@ import type {
   CertificateAuthority,
   Clock,
   FactSource,
-  GoogleTokenMinter,
+  GrantMinters,
   IdTokenVerifier,
   JwtSigner,
   RateLimiter,
@@ -26,8 +26,10 @@ export interface BrokerDeps {
   readonly rateLimiter: RateLimiter;
   readonly audit: AuditSink;
   readonly signer: JwtSigner;
+  /** The Linkerd CA, for the trust bundle and readiness (its minter is in `minters`). */
   readonly ca: CertificateAuthority | undefined;
-  readonly google: GoogleTokenMinter | undefined;
+  /** One minter per grant kind the config can mint. */
+  readonly minters: GrantMinters;
   /** The last good policy, or undefined before the first successful load. */
   readonly policy: () => CompiledPolicy | undefined;
   /** Deadline for all GitLab API facts of one request. */

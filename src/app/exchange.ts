@@ -4,10 +4,10 @@
  * returned nothing can be retried; every outcome writes an audit record; no audit, no credentials.
  */
 import type { PipelineSubject } from '../core/claims.js';
-import { assertNever, BrokerError, isBrokerError } from '../core/errors.js';
-import { planMints, type MintPlan } from '../core/grants.js';
+import { asBrokerError, BrokerError, isBrokerError } from '../core/errors.js';
+import { GRANTS, planMints, type GrantKind, type MintedOf, type MintPlanOf } from '../core/grants.js';
 import type { DecisionApprovals } from '../core/policy/evaluate.js';
-import type { AuditRecord, GoogleAccessToken, IssuedCertificate, MintContext, MintedToken, VerifiedIdToken } from '../ports.js';
+import type { AuditSink, DeniedRecord, GrantMinters, IntentRecord, MintContext, ResultRecord, VerifiedIdToken } from '../ports.js';
 import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
 
@@ -17,71 +17,64 @@ export interface ExchangeInput {
   readonly bodyText: string;
 }
 
+/** The minted credentials, by kind. */
+export type MintedGrants = { -readonly [K in GrantKind]?: MintedOf<K> };
+
 export interface ExchangeResult {
   readonly requestId: string;
   readonly rule: string;
   readonly subject: PipelineSubject;
   readonly approvals: DecisionApprovals;
-  readonly grants: {
-    google?: GoogleAccessToken;
-    linkerd?: IssuedCertificate;
-    token?: MintedToken;
-  };
+  readonly grants: MintedGrants;
 }
 
-type Minted = { kind: 'google'; value: GoogleAccessToken } | { kind: 'linkerd'; value: IssuedCertificate } | { kind: 'token'; value: MintedToken };
+interface Minted {
+  readonly kind: GrantKind;
+  readonly value: unknown;
+  readonly summary: Readonly<Record<string, unknown>>;
+}
 
 type Mint = (context: MintContext) => Promise<Minted>;
 
 /**
- * The minter for one plan, resolved before the intent record so a grant with no minter configured is refused before
- * anything is written or minted (the only place that checks it).
+ * The minter for one plan, resolved before the intent record. The broker refuses to start (or reload) a policy that
+ * grants a kind it has no minter for, so a missing one here is a bug, not a caller's or an upstream's fault.
  */
-function minterFor(deps: BrokerDeps, plan: MintPlan): Mint {
-  const { google, ca, signer } = deps;
-  switch (plan.kind) {
-    case 'google':
-      if (!google) throw new BrokerError('upstream_unavailable', 'Google token minting is not configured');
-      return async (context) => ({ kind: 'google', value: await google.mint(plan, context) });
-    case 'linkerd':
-      if (!ca) throw new BrokerError('upstream_unavailable', 'the Linkerd certificate authority is not configured');
-      return async (context) => ({ kind: 'linkerd', value: await ca.issue(plan, context) });
-    case 'token':
-      return async (context) => ({ kind: 'token', value: await signer.sign(plan, context) });
-    default:
-      return assertNever(plan);
-  }
-}
-
-/** What the audit log keeps of a credential: never the credential, only its hash and metadata. */
-function mintedSummary(minted: Minted): Record<string, unknown> {
-  switch (minted.kind) {
-    case 'google':
-      return { kind: 'google', serviceAccount: minted.value.serviceAccount, scopes: minted.value.scopes, expiresAt: minted.value.expiresAt, sha256: sha256Hex(minted.value.accessToken) };
-    case 'linkerd':
-      return { kind: 'linkerd', identity: minted.value.identity, spiffeId: minted.value.spiffeId, serialNumber: minted.value.serialNumber, expiresAt: minted.value.expiresAt };
-    case 'token':
-      return { kind: 'token', expiresAt: minted.value.expiresAt, sha256: sha256Hex(minted.value.token) };
-    default:
-      return assertNever(minted);
-  }
+function minterFor<K extends GrantKind>(minters: GrantMinters, kind: K, plan: MintPlanOf<K>): Mint {
+  const minter = minters[kind];
+  if (!minter) throw new TypeError(`no minter for the ${kind} grant`);
+  return async (context) => {
+    const value = await minter.mint(plan, context);
+    return { kind, value, summary: GRANTS[kind].auditSummary(value, sha256Hex) };
+  };
 }
 
 function replayKey(verified: VerifiedIdToken): string {
   return `${verified.issuer.issuer}\n${verified.principal.jti}`;
 }
 
+/** Writes a record; a sink failure becomes audit_unavailable (with its cause) whatever the sink threw. */
+export async function writeAudit(audit: AuditSink, record: Parameters<AuditSink['write']>[0]): Promise<void> {
+  try {
+    await audit.write(record);
+  } catch (err) {
+    throw isBrokerError(err) && err.code === 'audit_unavailable' ? err : new BrokerError('audit_unavailable', 'the audit record could not be written', { cause: err });
+  }
+}
+
 export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<ExchangeResult> {
   const now = deps.clock.now();
-  // One record, filled in as the steps learn more and written at each phase (the sink serialises it synchronously),
-  // instead of a fresh spread per phase: this object was the largest allocation on the exchange path.
-  const record: AuditRecord & Record<string, unknown> = { event: 'exchange', phase: 'denied', requestId: input.requestId, outcome: 'pending', tokenSha256: sha256Hex(input.token) };
+  // What the records of this request share, learnt step by step; each record is built once, whole, when written.
+  const tokenSha256 = sha256Hex(input.token);
+  let grantsRequested: readonly string[] | undefined;
+  let caller: Readonly<Record<string, unknown>> | undefined;
+  let rule: string | undefined;
   let reservedKey: string | undefined;
   try {
     const request = parseGrantRequest(input.bodyText);
-    record.grantsRequested = Object.keys(request);
+    grantsRequested = Object.keys(request);
     const verified = await deps.verifier.verify(input.token, now);
-    Object.assign(record, auditSubject(verified.issuer, verified.principal));
+    caller = auditSubject(verified.issuer, verified.principal);
     const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
     if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its exchange rate limit', { retryAfter: budget.retryAfterSeconds });
     const key = replayKey(verified);
@@ -92,52 +85,43 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     const authorization = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
+    const ruleName = (rule = decision.rule.name);
     const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
-    const mints = plans.map((plan) => minterFor(deps, plan));
-    record.rule = decision.rule.name;
-    record.approvals = decision.approvals;
+    const mints = plans.map((plan) => minterFor(deps.minters, plan.kind, plan));
 
-    record.phase = 'intent';
-    record.plans = plans.map((plan) => plan.kind);
-    await deps.audit.write(record);
-    record.phase = 'result';
-    record.plans = undefined;
-    const mintContext: MintContext = { requestId: input.requestId, rule: decision.rule.name, subject: authorization.subject, principal: verified.principal, now };
+    const intent: IntentRecord = {
+      event: 'exchange', phase: 'intent', requestId: input.requestId, outcome: 'pending', tokenSha256, grantsRequested, ...caller,
+      rule: ruleName, approvals: decision.approvals, plans: plans.map((plan) => plan.kind),
+    };
+    await writeAudit(deps.audit, intent);
+    const mintContext: MintContext = { requestId: input.requestId, rule: ruleName, subject: authorization.subject, principal: verified.principal, now };
     const minted = await Promise.all(mints.map((mint) => mint(mintContext)));
-    record.outcome = 'allowed';
-    record.minted = minted.map(mintedSummary);
-    await deps.audit.write(record);
+    const result: ResultRecord = {
+      event: 'exchange', phase: 'result', requestId: input.requestId, outcome: 'allowed', tokenSha256, grantsRequested, ...caller,
+      rule: ruleName, approvals: decision.approvals, minted: minted.map((item) => item.summary),
+    };
+    await writeAudit(deps.audit, result);
     reservedKey = undefined; // returned: the jti stays spent
 
-    const grants: ExchangeResult['grants'] = {};
-    for (const item of minted) {
-      if (item.kind === 'google') grants.google = item.value;
-      else if (item.kind === 'linkerd') grants.linkerd = item.value;
-      else grants.token = item.value;
-    }
-    return { requestId: input.requestId, rule: decision.rule.name, subject: authorization.subject, approvals: decision.approvals, grants };
+    const grants: MintedGrants = {};
+    for (const item of minted) (grants as Record<GrantKind, unknown>)[item.kind] = item.value; // each value is MintedOf<its kind>
+    return { requestId: input.requestId, rule: ruleName, subject: authorization.subject, approvals: decision.approvals, grants };
   } catch (err) {
-    const failure = isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'the exchange failed unexpectedly', { cause: err });
-    if (!isBrokerError(err)) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
+    const failure = asBrokerError(err, 'the exchange failed unexpectedly');
+    if (failure !== err) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
     if (failure.code !== 'audit_unavailable') {
-      record.outcome = 'denied';
-      record.code = failure.code;
-      record.detail = failure.detail;
-      record.reasons = failure.reasons;
-      record.cause = causeText(failure);
-      record.minted = undefined;
-      try {
-        await deps.audit.write(record);
-      } catch (auditErr) {
-        throw isBrokerError(auditErr) ? auditErr : new BrokerError('audit_unavailable', 'the audit record could not be written', { cause: auditErr });
-      }
+      const denied: DeniedRecord = {
+        event: 'exchange', phase: 'denied', requestId: input.requestId, outcome: 'denied', tokenSha256, grantsRequested, ...caller,
+        rule, code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure),
+      };
+      await writeAudit(deps.audit, denied);
     }
     throw failure;
   }
 }
 
-/** A short description of an upstream cause for the audit log (never the token, which no error carries). */
+/** A short description of an upstream or internal cause for the audit log (never the token, which no error carries). */
 export function causeText(err: BrokerError): string | undefined {
   const cause = err.cause;
   if (cause === undefined) return undefined;

@@ -2,27 +2,27 @@
  * POST /v1/explain: the same verification and evaluation as exchange, but nothing is minted and the jti is not
  * consumed. Only rules whose project conditions hold for the caller are shown, so no team sees another's policy.
  */
-import { BrokerError, isBrokerError } from '../core/errors.js';
+import { asBrokerError, BrokerError, type ErrorCode } from '../core/errors.js';
 import type { RuleEvaluation } from '../core/policy/evaluate.js';
+import type { ExplainRecord } from '../ports.js';
 import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
-import { causeText } from './exchange.js';
+import { causeText, writeAudit } from './exchange.js';
 
 export interface ExplainResult {
   readonly allowed: boolean;
   readonly rule: string | null;
-  readonly code: string | null;
+  readonly code: ErrorCode | null;
   readonly evaluations: readonly RuleEvaluation[];
 }
 
 export async function explain(deps: BrokerDeps, input: { requestId: string; token: string; bodyText: string }): Promise<ExplainResult> {
   const now = deps.clock.now();
-  const base = { event: 'explain' as const, phase: 'explain' as const, requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
-  let context: Record<string, unknown> = {};
+  let known: { readonly event: 'explain'; readonly requestId: string; readonly tokenSha256: string } = { event: 'explain', requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
   try {
     const request = parseGrantRequest(input.bodyText);
     const verified = await deps.verifier.verify(input.token, now);
-    context = auditSubject(verified.issuer, verified.principal);
+    known = { ...known, ...auditSubject(verified.issuer, verified.principal) };
     // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
     const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
     if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
@@ -33,14 +33,15 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
       code: decision.allowed ? null : decision.code,
       evaluations: decision.evaluations.filter((evaluation) => visible.has(evaluation.rule)),
     };
-    await deps.audit.write({ ...base, ...context, outcome: decision.allowed ? 'allowed' : 'denied', rule: result.rule, code: result.code ?? undefined });
+    const record: ExplainRecord = { ...known, phase: 'explain', outcome: decision.allowed ? 'allowed' : 'denied', rule: result.rule, code: result.code ?? undefined };
+    await writeAudit(deps.audit, record);
     return result;
   } catch (err) {
-    const failure = isBrokerError(err) ? err : new BrokerError('upstream_unavailable', 'explain failed unexpectedly', { cause: err });
+    const failure = asBrokerError(err, 'explain failed unexpectedly');
+    if (failure !== err) deps.log.error('explain failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (failure.code !== 'audit_unavailable') {
-      await deps.audit.write({ ...base, ...context, outcome: 'error', code: failure.code, detail: failure.detail, cause: causeText(failure) }).catch((auditErr: unknown) => {
-        throw isBrokerError(auditErr) ? auditErr : new BrokerError('audit_unavailable', 'the audit record could not be written');
-      });
+      const record: ExplainRecord = { ...known, phase: 'explain', outcome: 'denied', rule: null, code: failure.code, detail: failure.detail, cause: causeText(failure) };
+      await writeAudit(deps.audit, record);
     }
     throw failure;
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { ApprovalFacts } from '../core/approvals.js';
 import { parsePrincipal } from '../core/claims.js';
-import { isBrokerError } from '../core/errors.js';
+import { ERROR_STATUS, isBrokerError, type ErrorCode } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { decide, preEvaluate, type Decision } from '../core/policy/evaluate.js';
@@ -17,16 +17,14 @@ export interface OfflineInput {
   readonly jobStatus?: string;
   readonly approvals?: ApprovalFacts;
   readonly grants?: unknown;
-  readonly now?: Date;
 }
 
-export type OfflineOutcome = { readonly ok: true; readonly decision: Decision } | { readonly ok: false; readonly code: string; readonly detail: string };
+export type OfflineOutcome = { readonly ok: true; readonly decision: Decision } | { readonly ok: false; readonly code: ErrorCode; readonly detail: string };
 
 const DEFAULT_GRANTS = { token: {} };
 
 /** Evaluate a claim set as the server would, after signature checks; claim errors come back as codes. */
-export function decideOffline(policy: CompiledPolicy, input: OfflineInput): OfflineOutcome {
-  const now = input.now ?? new Date();
+export function decideOffline(policy: CompiledPolicy, input: OfflineInput, now: Date): OfflineOutcome {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const claims = { iat: nowSeconds, exp: nowSeconds + 3600, jti: 'offline', iss: 'https://gitlab.example.com', sub: 'offline', ...input.claims };
   try {
@@ -47,7 +45,7 @@ export interface PolicyCase {
   readonly source: string;
   readonly input: OfflineInput;
   /** A rule name (allowed) or an error code (denied). */
-  readonly expect: { readonly rule?: string; readonly code?: string };
+  readonly expect: { readonly rule?: string; readonly code?: ErrorCode };
 }
 
 export async function readStructuredFile(path: string): Promise<unknown> {
@@ -62,9 +60,12 @@ export async function readPolicyCases(dir: string): Promise<PolicyCase[]> {
     const data = (await readStructuredFile(join(dir, name))) as { cases?: unknown };
     if (!Array.isArray(data?.cases)) throw new TypeError(`${name}: expected a top-level "cases" list`);
     for (const entry of data.cases as Array<Record<string, unknown>>) {
-      const expect = (entry.expect ?? {}) as { rule?: string; code?: string };
+      const expect = (entry.expect ?? {}) as { rule?: string; code?: ErrorCode };
       if (typeof entry.name !== 'string' || (expect.rule === undefined) === (expect.code === undefined)) {
         throw new TypeError(`${name}: every case needs a name and exactly one of expect.rule or expect.code`);
+      }
+      if (expect.code !== undefined && !Object.hasOwn(ERROR_STATUS, expect.code)) {
+        throw new TypeError(`${name}: case ${entry.name}: expect.code ${JSON.stringify(expect.code)} is not an error code (${Object.keys(ERROR_STATUS).join(', ')})`);
       }
       cases.push({
         name: entry.name,
@@ -96,9 +97,9 @@ export interface CaseResult {
   readonly actual: string;
 }
 
-export function runPolicyCases(policy: CompiledPolicy, cases: readonly PolicyCase[]): CaseResult[] {
+export function runPolicyCases(policy: CompiledPolicy, cases: readonly PolicyCase[], now: Date): CaseResult[] {
   return cases.map((testCase) => {
-    const outcome = decideOffline(policy, testCase.input);
+    const outcome = decideOffline(policy, testCase.input, now);
     const actual = !outcome.ok ? `code ${outcome.code}` : outcome.decision.allowed ? `rule ${outcome.decision.rule.name}` : `code ${outcome.decision.code}`;
     const expected = testCase.expect.rule !== undefined ? `rule ${testCase.expect.rule}` : `code ${testCase.expect.code}`;
     return { testCase, passed: actual === expected, actual };

@@ -1,17 +1,19 @@
 /**
- * `oidc-broker doctor --config F`: preflight before serving. Config, policy (and its lint findings), each issuer's
- * discovery and keys, the GitLab API token's scopes, the signing keys, and the CA chain and its expiry.
+ * `oidc-broker doctor --config F`: preflight before serving. Config, policy (and its lint findings), the adapters built
+ * exactly as `serve` builds them (signing keys, CA, refused sections), grants the config cannot mint, each issuer's
+ * discovery and keys, the GitLab API token's scopes, and the CA chain and its expiry.
  */
 import type { Command } from 'commander';
+import { buildAdapters, buildVerifier, mintableKinds, trustedIssuers, type Adapters } from '../adapters/build.js';
 import { doctorCa } from '../adapters/ca/index.js';
+import { systemClock } from '../adapters/clock.js';
 import { createTokenReader } from '../adapters/gitlab/api-client.js';
-import { createIdTokenVerifier } from '../adapters/gitlab/verifier.js';
-import { createJwtSigner, readSigningJwks } from '../adapters/jwt/signer.js';
 import { loadPolicy } from '../adapters/policy/load.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
+import { unmintableGrants } from '../core/grants.js';
+import type { CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
-import { trustedIssuers } from '../main.js';
 import { configPathOrUsage, EXIT, printTable, TABLE_CELL_WIDTH } from './output.js';
 
 type Status = 'ok' | 'warn' | 'fail' | 'unreachable';
@@ -21,7 +23,7 @@ async function checkIssuers(config: BrokerConfig): Promise<Row[]> {
   const rows: Row[] = [];
   const tokens = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
   for (const issuer of trustedIssuers(config)) {
-    const verifier = createIdTokenVerifier({ issuers: [issuer] });
+    const verifier = buildVerifier(config, [issuer]);
     const ready = await verifier.ready();
     rows.push([ready ? 'ok' : 'unreachable', `issuer ${issuer.issuer}`, ready ? 'discovery and JWKS loaded' : 'discovery or JWKS could not be loaded']);
     try {
@@ -45,6 +47,13 @@ async function checkIssuers(config: BrokerConfig): Promise<Row[]> {
   return rows;
 }
 
+/** Config errors exit 2 (like usage errors: fix the file), failed checks 1, unreachable upstreams 3. */
+function exitCodeOf(rows: readonly Row[], configError: boolean): number {
+  if (configError) return EXIT.config;
+  if (rows.some(([status]) => status === 'fail')) return EXIT.denied;
+  return rows.some(([status]) => status === 'unreachable') ? EXIT.upstream : EXIT.ok;
+}
+
 export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exitCode: number }> {
   const rows: Row[] = [];
   let config: BrokerConfig;
@@ -52,31 +61,44 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
     config = await loadConfig(configPath);
     rows.push(['ok', 'config', configPath]);
   } catch (err) {
-    return { rows: [['fail', 'config', (err as Error).message]], exitCode: EXIT.denied };
+    return { rows: [['fail', 'config', (err as Error).message]], exitCode: EXIT.config };
   }
+  let configError = false;
+  let policy: CompiledPolicy | undefined;
   try {
-    const policy = await loadPolicy(config.policy.path);
+    policy = await loadPolicy(config.policy.path);
     const findings = lintPolicy(policy);
     rows.push([findings.some((finding) => finding.severity === 'error') ? 'fail' : 'ok', 'policy', `${policy.rules.length} rules`]);
     for (const finding of findings) rows.push([finding.severity === 'error' ? 'fail' : 'warn', `policy rule ${finding.rule}`, finding.message]);
   } catch (err) {
     rows.push(['fail', 'policy', (err as Error).message]);
   }
+  let adapters: Adapters | undefined;
   try {
-    await createJwtSigner(config.server.publicUrl, await readSigningJwks(config.signing.keysFile));
-    rows.push(['ok', 'signing keys', config.signing.keysFile]);
+    adapters = await buildAdapters(config);
+    rows.push(['ok', 'adapters', `built as serve builds them; signing keys ${config.signing.keysFile}`]);
   } catch (err) {
-    rows.push(['fail', 'signing keys', (err as Error).message]);
+    configError ||= err instanceof ConfigError;
+    rows.push(['fail', 'adapters', (err as Error).message]);
   }
-  if (config.linkerd) {
-    const report = doctorCa(config.linkerd, new Date());
-    if (report.ok) rows.push(['ok', 'linkerd CA', "chain, CA, validity, key ok; nothing Linkerd's proxy or Go refuses"]);
-    for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
-    for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
+  try {
+    if (adapters && policy) {
+      for (const { rule, kind, configSection } of unmintableGrants(policy.rules, mintableKinds(adapters.minters))) {
+        configError = true;
+        rows.push(['fail', `policy rule ${rule}`, `grants ${kind}, but the config has no ${configSection} section to mint it`]);
+      }
+    }
+    if (config.linkerd) {
+      const report = doctorCa(config.linkerd, systemClock.now());
+      if (report.ok) rows.push(['ok', 'linkerd CA', "chain, CA, validity, key ok; nothing Linkerd's proxy or Go refuses"]);
+      for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
+      for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
+    }
+    rows.push(...(await checkIssuers(config)));
+  } finally {
+    await adapters?.close();
   }
-  rows.push(...(await checkIssuers(config)));
-  const exitCode = rows.some(([status]) => status === 'fail') ? EXIT.denied : rows.some(([status]) => status === 'unreachable') ? EXIT.upstream : EXIT.ok;
-  return { rows, exitCode };
+  return { rows, exitCode: exitCodeOf(rows, configError) };
 }
 
 export function registerDoctorCommand(program: Command): void {

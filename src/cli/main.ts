@@ -6,6 +6,7 @@ import { registerLinkerdCommands } from './commands/linkerd.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommands } from './serve.js';
+import { ConfigError } from '../config/load.js';
 import { EXIT } from './output.js';
 
 export function buildProgram(): Command {
@@ -32,7 +33,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     console.error(`oidc-broker: ${(err as Error).message}`);
-    process.exitCode = EXIT.denied;
+    process.exitCode = err instanceof ConfigError ? EXIT.config : EXIT.denied;
   }
 }
 

@@ -1,5 +1,5 @@
-/** CLI exit codes (CONTRACT.md §5) and plain-text tables. */
-export const EXIT = { ok: 0, denied: 1, usage: 2, upstream: 3 } as const;
+/** CLI exit codes (CONTRACT.md §5) and plain-text tables. A configuration error is a usage error (2), not an outage. */
+export const EXIT = { ok: 0, denied: 1, usage: 2, config: 2, upstream: 3 } as const;
 
 /** Longer table cells are cut, to keep tables readable in a CI log. */
 export const TABLE_CELL_WIDTH = 70;

@@ -1,6 +1,7 @@
 /** `oidc-broker policy check|test|explain`: thin shells over the shared loader and the offline evaluator. */
 import type { Command } from 'commander';
 import { loadPolicy } from '../adapters/policy/load.js';
+import { systemClock } from '../adapters/clock.js';
 import { approvalFactsFrom, decideOffline, readPolicyCases, readStructuredFile, runPolicyCases } from '../app/policy-tools.js';
 import { PolicyError, type CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
@@ -43,7 +44,7 @@ export function registerPolicyCommands(program: Command): void {
     .action(async (path: string, options: { cases: string }) => {
       const compiled = await loadOrReport(path);
       if (!compiled) return void (process.exitCode = EXIT.denied);
-      const results = runPolicyCases(compiled, await readPolicyCases(options.cases));
+      const results = runPolicyCases(compiled, await readPolicyCases(options.cases), systemClock.now());
       printTable(['result', 'case', 'expected', 'actual'], results.map((result) => [
         result.passed ? 'pass' : 'FAIL',
         `${result.testCase.source}: ${result.testCase.name}`,
@@ -68,7 +69,7 @@ export function registerPolicyCommands(program: Command): void {
       if (!compiled) return void (process.exitCode = EXIT.denied);
       const claims = (await readStructuredFile(options.claims)) as Record<string, unknown>;
       const approvals = options.approvals ? approvalFactsFrom(await readStructuredFile(options.approvals)) : undefined;
-      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: JSON.parse(options.grants) as unknown });
+      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: JSON.parse(options.grants) as unknown }, systemClock.now());
       if (!outcome.ok) {
         console.log(`denied: ${outcome.code}: ${outcome.detail}`);
         return void (process.exitCode = EXIT.denied);

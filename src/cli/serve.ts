@@ -6,18 +6,11 @@ import { generateSigningJwks } from '../adapters/jwt/signer.js';
 import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
+import { exitOnStopSignals } from '../lifecycle.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../main.js';
 import { configPathOrUsage, EXIT } from './output.js';
 
 export const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../../../examples/policy', import.meta.url));
-
-function stopOnSignals(broker: Broker): void {
-  const stop = () => {
-    void broker.close().finally(() => process.exit(EXIT.ok));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
 
 export function devConfig(baseUrl: string, policyPath = EXAMPLE_POLICY_DIR): BrokerConfig {
   const issuer = `${baseUrl}${DEV_ISSUER_PATH}`;
@@ -86,7 +79,7 @@ export function registerServeCommands(program: Command): void {
       const broker = await createBroker(config);
       const url = await broker.listen();
       console.error(`oidc-broker listening on ${url} (issuer ${config.server.publicUrl})`);
-      stopOnSignals(broker);
+      exitOnStopSignals(() => broker.close());
     });
 
   const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
@@ -97,7 +90,7 @@ export function registerServeCommands(program: Command): void {
       const port = Number(options.port ?? process.env.PORT ?? 8080);
       const { broker, url } = await startDevBroker(port);
       console.log(devBanner(url));
-      stopOnSignals(broker);
+      exitOnStopSignals(() => broker.close());
     });
   dev
     .command('token')

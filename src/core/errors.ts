@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   upstream_unavailable: 503,
   audit_unavailable: 503,
   not_ready: 503,
+  internal_error: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -40,6 +41,7 @@ export const ERROR_TITLE: Readonly<Record<ErrorCode, string>> = {
   upstream_unavailable: 'A service the broker depends on is unavailable',
   audit_unavailable: 'The audit log is unavailable',
   not_ready: 'The broker is not ready',
+  internal_error: 'The broker failed unexpectedly',
 };
 
 /** One failed condition or requirement, for the `reasons` of a 403. */
@@ -77,6 +79,14 @@ export class BrokerError extends Error {
 
 export function isBrokerError(value: unknown): value is BrokerError {
   return value instanceof BrokerError;
+}
+
+/**
+ * A coded error for anything: BrokerErrors pass through; anything else is a bug in the broker (`internal_error`, 500),
+ * never disguised as an outage, with the original kept as `cause` for the log.
+ */
+export function asBrokerError(err: unknown, detail: string): BrokerError {
+  return isBrokerError(err) ? err : new BrokerError('internal_error', detail, { cause: err });
 }
 
 /** For exhaustive switches over closed unions. */

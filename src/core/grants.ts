@@ -1,26 +1,57 @@
 /**
- * What a caller asks for, whether a rule allows it, and what to mint for how long, as data. Every credential expires no
- * later than the rule's lifetime, the ID token's exp and the hard cap of its kind (CONTRACT.md §2).
+ * The grant registry: every grant kind the broker can mint, one module each (./grants/<kind>.ts). Exchange, explain,
+ * the policy linter, the CLI's credential writer and the generated docs loop over `GRANTS`; adding a kind is its
+ * module, its adapter and one line in `REGISTERED` (docs/architecture.md walks through it).
+ *
+ * Every credential expires no later than the rule's lifetime, the ID token's exp and the hard cap of its kind.
  */
 import { z } from 'zod';
-import type { GrantsSpec } from './policy/schema.js';
+import { googleGrant, type GoogleAccessToken, type GoogleMint } from './grants/google.js';
+import { linkerdGrant, type IssuedCertificate, type LinkerdMint } from './grants/linkerd.js';
+import type { GrantModule } from './grants/module.js';
+import { tokenGrant, type MintedToken, type TokenMint } from './grants/token.js';
 
-export const GRANT_KINDS = ['google', 'linkerd', 'token'] as const;
-export type GrantKind = (typeof GRANT_KINDS)[number];
+export type { GoogleAccessToken, GoogleMint, IssuedCertificate, LinkerdMint, MintedToken, TokenMint };
+export type { CredentialFile, CredentialOutput, GrantModule, JobMaterial, KindCheck } from './grants/module.js';
+
+/** The one line per kind. Order is the order of checks, plans, audit summaries and docs. */
+const REGISTERED = { google: googleGrant, linkerd: linkerdGrant, token: tokenGrant };
+
+export type GrantKind = keyof typeof REGISTERED;
+
+type Parts<K extends GrantKind> = (typeof REGISTERED)[K] extends GrantModule<K, infer Spec, infer Request, infer Plan, infer Minted> ? { spec: Spec; request: Request; plan: Plan; minted: Minted } : never;
+export type GrantSpecOf<K extends GrantKind> = Parts<K>['spec'];
+export type GrantRequestOf<K extends GrantKind> = Parts<K>['request'];
+export type MintPlanOf<K extends GrantKind> = Parts<K>['plan'];
+export type MintedOf<K extends GrantKind> = Parts<K>['minted'];
+
+/** Each module is filed under its own `kind` (the compiler checks it here). */
+export type GrantRegistry = { readonly [K in GrantKind]: GrantModule<K, GrantSpecOf<K>, GrantRequestOf<K>, MintPlanOf<K>, MintedOf<K>> };
+export const GRANTS: GrantRegistry = REGISTERED satisfies GrantRegistry;
+
+export const GRANT_KINDS = Object.freeze(Object.keys(REGISTERED) as GrantKind[]);
+
+export function isGrantKind(value: string): value is GrantKind {
+  return Object.hasOwn(REGISTERED, value);
+}
 
 /** Hard caps in seconds, whatever a rule says. */
-export const HARD_CAP_SECONDS: Readonly<Record<GrantKind, number>> = { google: 3600, linkerd: 24 * 3600, token: 3600 };
+export const HARD_CAP_SECONDS: Readonly<Record<GrantKind, number>> = Object.freeze(
+  Object.fromEntries(GRANT_KINDS.map((kind) => [kind, GRANTS[kind].hardCapSeconds])) as Record<GrantKind, number>,
+);
 
-const MAX_CSR_LENGTH = 16 * 1024;
+/** A rule's `grant:` section: one optional section per kind, at least one present. */
+export const grantsSchema = z
+  .strictObject(Object.fromEntries(GRANT_KINDS.map((kind) => [kind, GRANTS[kind].policySchema.optional()])) as { [K in GrantKind]: z.ZodOptional<GrantRegistry[K]['policySchema']> })
+  .refine((grant) => GRANT_KINDS.some((kind) => grant[kind] !== undefined), `a rule must grant at least one of ${GRANT_KINDS.join(', ')}`);
 
+export type GrantsSpec = z.output<typeof grantsSchema>;
+
+/** The exchange and explain body: `{ grants: { <kind>: {…} } }`, at least one kind. */
 export const grantRequestSchema = z.strictObject({
   grants: z
-    .strictObject({
-      google: z.strictObject({ scopes: z.array(z.string().min(1).max(256)).min(1).max(20).optional() }).optional(),
-      linkerd: z.strictObject({ csr: z.string().min(1).max(MAX_CSR_LENGTH) }).optional(),
-      token: z.strictObject({ audience: z.string().min(1).max(512).optional() }).optional(),
-    })
-    .refine((grants) => grants.google || grants.linkerd || grants.token, 'ask for at least one grant'),
+    .strictObject(Object.fromEntries(GRANT_KINDS.map((kind) => [kind, GRANTS[kind].requestSchema.optional()])) as { [K in GrantKind]: z.ZodOptional<GrantRegistry[K]['requestSchema']> })
+    .refine((grants) => GRANT_KINDS.some((kind) => grants[kind] !== undefined), 'ask for at least one grant'),
 });
 
 export type GrantRequest = z.output<typeof grantRequestSchema>['grants'];
@@ -35,91 +66,58 @@ export interface GrantCheck {
   readonly detail: string;
 }
 
+function checkOne<K extends GrantKind>(kind: K, allowed: GrantSpecOf<K> | undefined, request: GrantRequestOf<K>): GrantCheck {
+  const { ok, detail } = GRANTS[kind].check(allowed, request);
+  return { name: kind, ok, detail };
+}
+
 /** Whether `grant` allows every requested grant, scope and audience; one check per requested kind. */
 export function checkGrants(grant: GrantsSpec, request: GrantRequest): GrantCheck[] {
   const checks: GrantCheck[] = [];
-  if (request.google) {
-    const allowed = grant.google;
-    const extra = allowed ? (request.google.scopes ?? []).filter((scope) => !allowed.scopes.includes(scope)) : [];
-    checks.push(
-      !allowed
-        ? { name: 'google', ok: false, detail: 'the rule grants no Google access' }
-        : extra.length > 0
-          ? { name: 'google', ok: false, detail: `scopes not allowed: ${extra.join(', ')}` }
-          : { name: 'google', ok: true, detail: `impersonate ${allowed.serviceAccount}` },
-    );
-  }
-  if (request.linkerd) {
-    const allowed = grant.linkerd;
-    checks.push(
-      allowed
-        ? { name: 'linkerd', ok: true, detail: `identity ${allowed.serviceAccount}.${allowed.namespace}` }
-        : { name: 'linkerd', ok: false, detail: 'the rule grants no Linkerd identity' },
-    );
-  }
-  if (request.token) {
-    const allowed = grant.token;
-    const audience = request.token.audience;
-    checks.push(
-      !allowed
-        ? { name: 'token', ok: false, detail: 'the rule grants no broker token' }
-        : audience !== undefined && !allowed.audiences.includes(audience)
-          ? { name: 'token', ok: false, detail: `audience not allowed: ${audience}` }
-          : { name: 'token', ok: true, detail: `audience ${audience ?? allowed.audiences[0]}` },
-    );
+  for (const kind of GRANT_KINDS) {
+    const wanted = request[kind];
+    if (wanted !== undefined) checks.push(checkOne(kind, grant[kind], wanted));
   }
   return checks;
 }
 
-export interface GoogleMint {
-  readonly kind: 'google';
-  readonly serviceAccount: string;
-  readonly scopes: readonly string[];
-  readonly delegates: readonly string[];
-  readonly lifetimeSeconds: number;
-  readonly expiresAt: Date;
-}
-export interface LinkerdMint {
-  readonly kind: 'linkerd';
-  readonly serviceAccount: string;
-  readonly namespace: string;
-  readonly csr: string;
-  readonly notAfter: Date;
-}
-export interface TokenMint {
-  readonly kind: 'token';
-  readonly audience: string;
-  readonly expiresAt: Date;
-}
-export type MintPlan = GoogleMint | LinkerdMint | TokenMint;
+export type MintPlan = MintPlanOf<GrantKind>;
 
 function expiry(now: Date, ruleSeconds: number, kind: GrantKind, tokenExp: number): { seconds: number; at: Date } {
-  const untilTokenExp = tokenExp - Math.floor(now.getTime() / 1000);
-  const seconds = Math.max(0, Math.min(ruleSeconds, HARD_CAP_SECONDS[kind], untilTokenExp));
-  return { seconds, at: new Date(Math.floor(now.getTime() / 1000) * 1000 + seconds * 1000) };
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  const seconds = Math.max(0, Math.min(ruleSeconds, HARD_CAP_SECONDS[kind], tokenExp - nowSeconds));
+  return { seconds, at: new Date((nowSeconds + seconds) * 1000) };
+}
+
+function planOne<K extends GrantKind>(kind: K, allowed: GrantSpecOf<K>, request: GrantRequestOf<K>, tokenExp: number, now: Date): MintPlanOf<K> {
+  return GRANTS[kind].plan(allowed, request, expiry(now, allowed.lifetime, kind, tokenExp));
 }
 
 /** The mint plan for an allowed decision; call only after checkGrants said ok for every kind. */
 export function planMints(grant: GrantsSpec, request: GrantRequest, tokenExp: number, now: Date): MintPlan[] {
   const plans: MintPlan[] = [];
-  if (request.google && grant.google) {
-    const { seconds, at } = expiry(now, grant.google.lifetime, 'google', tokenExp);
-    plans.push({
-      kind: 'google',
-      serviceAccount: grant.google.serviceAccount,
-      scopes: request.google.scopes ?? grant.google.scopes,
-      delegates: grant.google.delegates ?? [],
-      lifetimeSeconds: seconds,
-      expiresAt: at,
-    });
-  }
-  if (request.linkerd && grant.linkerd) {
-    const { at } = expiry(now, grant.linkerd.lifetime, 'linkerd', tokenExp);
-    plans.push({ kind: 'linkerd', serviceAccount: grant.linkerd.serviceAccount, namespace: grant.linkerd.namespace, csr: request.linkerd.csr, notAfter: at });
-  }
-  if (request.token && grant.token) {
-    const { at } = expiry(now, grant.token.lifetime, 'token', tokenExp);
-    plans.push({ kind: 'token', audience: request.token.audience ?? (grant.token.audiences[0] as string), expiresAt: at });
+  for (const kind of GRANT_KINDS) {
+    const wanted = request[kind];
+    const allowed = grant[kind];
+    if (wanted !== undefined && allowed !== undefined) plans.push(planOne(kind, allowed, wanted, tokenExp, now));
   }
   return plans;
+}
+
+/** A rule that grants a kind nothing is configured to mint: the broker refuses to start with it. */
+export interface UnmintableGrant {
+  readonly rule: string;
+  readonly kind: GrantKind;
+  readonly configSection: string;
+}
+
+/** Every (rule, kind) that `rules` grant but `mintable` cannot mint. */
+export function unmintableGrants(rules: readonly { readonly name: string; readonly grant: GrantsSpec }[], mintable: ReadonlySet<GrantKind>): UnmintableGrant[] {
+  const missing: UnmintableGrant[] = [];
+  for (const rule of rules) {
+    for (const kind of GRANT_KINDS) {
+      if (rule.grant[kind] !== undefined && !mintable.has(kind)) missing.push({ rule: rule.name, kind, configSection: GRANTS[kind].configSection });
+    }
+  }
+  return missing;
 }

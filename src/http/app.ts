@@ -18,6 +18,8 @@ export interface ReadinessCheck {
 export interface AppOptions {
   readonly metrics: BrokerMetrics;
   readonly readiness: readonly ReadinessCheck[];
+  /** express's `trust proxy`: whether X-Forwarded-For names the client (config server.trustProxy). */
+  readonly trustProxy?: boolean;
   /** Mounted before the broker routes (dev mode's development issuer). */
   readonly extraRoutes?: Router;
 }
@@ -38,6 +40,7 @@ export function createApp(deps: BrokerDeps, options: AppOptions): express.Expres
   app.set('query parser', false);
   app.set('case sensitive routing', true);
   app.set('strict routing', true);
+  app.set('trust proxy', options.trustProxy ?? false);
 
   app.use((_req, res, next) => {
     // Always generated here: a caller-chosen id would let records in the audit log and certificates collide.

@@ -33,12 +33,12 @@ export function sendProblem(res: ServerResponse, err: BrokerError, requestId: st
   res.end(problem.body);
 }
 
-/** Express errors → coded broker errors; a caller's mistake is never a 500. */
+/** Express errors → coded broker errors; a caller's mistake is never a 500, a bug always is (`internal_error`). */
 export function toBrokerError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   const typed = err as { status?: unknown } | null;
   const status = typeof typed?.status === 'number' ? typed.status : 0;
   if (status === 413) return new BrokerError('payload_too_large', 'the body is larger than 64 KiB', { cause: err });
   if (status >= 400 && status < 500) return new BrokerError('invalid_request', 'the request body could not be read', { cause: err });
-  return new BrokerError('upstream_unavailable', 'the broker could not complete the request', { cause: err });
+  return new BrokerError('internal_error', 'the broker could not complete the request', { cause: err });
 }

@@ -39,6 +39,11 @@ export interface HarnessOptions {
   readonly configExtra?: string;
   readonly gitlab?: StandInGitLab;
   readonly requestsPerMinutePerProject?: number;
+  /** limits.factTimeout (default 2s). */
+  readonly factTimeout?: string;
+  /** Extra keys of the gitlab issuer entry, as YAML lines (e.g. `requestTimeout: 1s`). */
+  readonly issuerExtra?: string;
+  readonly trustProxy?: boolean;
 }
 
 export function capturingLog(lines: string[]): OperationalLog {
@@ -57,16 +62,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const auditFile = options.auditFile ?? join(dir, 'audit.log');
   const config = parseConfig(
     `
-server: { host: 127.0.0.1, port: 0, publicUrl: ${AUDIENCE} }
+server: { host: 127.0.0.1, port: 0, publicUrl: ${AUDIENCE}, trustProxy: ${options.trustProxy ?? false} }
 gitlab:
   - issuer: ${gitlab.issuer}
     audience: ${AUDIENCE}
     apiTokenFile: gitlab-token
     maxTokenAge: 2h
-policy: { path: policy, watch: false }
+${options.issuerExtra ? `    ${options.issuerExtra}\n` : ''}policy: { path: policy, watch: false }
 audit: { file: ${auditFile} }
 signing: { keysFile: signing.jwks.json }
-limits: { factTimeout: 2s, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0} }
+limits: { factTimeout: ${options.factTimeout ?? '2s'}, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0} }
 ${options.configExtra ?? ''}`,
     dir,
   );

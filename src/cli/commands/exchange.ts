@@ -5,42 +5,44 @@
  * Exit codes: 0 ok, 1 denied, 2 usage error, 3 broker or upstream unavailable.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
+import { GRANT_KINDS, GRANTS, isGrantKind, type GrantKind, type JobMaterial } from '../../core/grants.js';
 import { EXIT, formatTable } from '../output.js';
 
 class UsageError extends Error {}
+class MalformedReply extends Error {}
 
-interface WantedGrants {
-  readonly google: boolean;
-  readonly linkerd: boolean;
-  /** undefined: not wanted; '': wanted with the rule's default audience. */
-  readonly tokenAudience: string | undefined;
+/** The kinds asked for, each with its `--grant kind=VALUE` argument (undefined when none was given). */
+export type WantedGrants = ReadonlyMap<GrantKind, string | undefined>;
+
+function grantFlagHelp(): string {
+  return GRANT_KINDS.map((kind) => (GRANTS[kind].cli.argument ? `${kind}[=${GRANTS[kind].cli.argument}]` : kind)).join(', ');
 }
 
 /** `--grant google --grant linkerd --grant token=https://aud` → what to ask for. */
 export function parseGrantFlags(values: readonly string[]): WantedGrants {
-  let google = false;
-  let linkerd = false;
-  let tokenAudience: string | undefined;
+  const wanted = new Map<GrantKind, string | undefined>();
   for (const value of values.flatMap((item) => item.split(',')).map((item) => item.trim()).filter(Boolean)) {
-    const [kind, audience] = value.split(/=(.*)/s);
-    if (kind === 'google' && audience === undefined) google = true;
-    else if (kind === 'linkerd' && audience === undefined) linkerd = true;
-    else if (kind === 'token') tokenAudience = audience ?? '';
-    else throw new UsageError(`unknown grant ${JSON.stringify(value)}: use google, linkerd or token[=AUDIENCE]`);
+    const [kind = '', argument] = value.split(/=(.*)/s);
+    if (!isGrantKind(kind) || (argument !== undefined && !GRANTS[kind].cli.argument)) {
+      throw new UsageError(`unknown grant ${JSON.stringify(value)}: use ${grantFlagHelp()}`);
+    }
+    wanted.set(kind, argument);
   }
-  if (!google && !linkerd && tokenAudience === undefined) throw new UsageError('ask for at least one --grant');
-  return { google, linkerd, tokenAudience };
+  if (wanted.size === 0) throw new UsageError('ask for at least one --grant');
+  return wanted;
 }
 
-export function exchangeBody(wanted: WantedGrants, csrPem: string | undefined): { grants: Record<string, unknown> } {
+function needsKeyPair(wanted: WantedGrants): boolean {
+  return [...wanted.keys()].some((kind) => GRANTS[kind].cli.needsKeyPair === true);
+}
+
+export function exchangeBody(wanted: WantedGrants, material: JobMaterial): { grants: Record<string, unknown> } {
   const grants: Record<string, unknown> = {};
-  if (wanted.google) grants.google = {};
-  if (wanted.linkerd) grants.linkerd = { csr: csrPem };
-  if (wanted.tokenAudience !== undefined) grants.token = wanted.tokenAudience ? { audience: wanted.tokenAudience } : {};
+  for (const [kind, argument] of wanted) grants[kind] = GRANTS[kind].cli.request(argument, material);
   return { grants };
 }
 
@@ -96,43 +98,28 @@ function exitCodeFor(status: number): number {
   return status === 429 || status >= 500 ? EXIT.upstream : EXIT.denied;
 }
 
-async function writeSecret(path: string, content: string): Promise<void> {
-  await writeFile(path, content, { mode: 0o600 });
-}
-
-/** Write the files of CONTRACT.md §5 and return the dotenv entries that point at them. */
-async function writeCredentials(out: string, reply: Record<string, unknown>, privateKeyPem: string | undefined): Promise<[string, string][]> {
-  const grants = (reply.grants ?? {}) as Record<string, Record<string, unknown> | undefined>;
+/** Write each granted kind's files (CONTRACT.md §5) and return the dotenv entries that point at them. */
+async function writeCredentials(out: string, reply: Record<string, unknown>, material: JobMaterial): Promise<[string, string][]> {
+  const grants = (reply.grants ?? {}) as Record<string, unknown>;
   const env: [string, string][] = [['OIDC_BROKER_DIR', out], ['OIDC_BROKER_RULE', text(reply.rule)], ['OIDC_BROKER_REQUEST_ID', text(reply.requestId)]];
   await mkdir(out, { recursive: true, mode: 0o700 });
-  if (grants.google) {
-    const file = join(out, 'google-access-token');
-    await writeSecret(file, text(grants.google.accessToken));
-    env.push(['GOOGLE_OAUTH_ACCESS_TOKEN', text(grants.google.accessToken)], ['CLOUDSDK_AUTH_ACCESS_TOKEN_FILE', file],
-      ['GOOGLE_SERVICE_ACCOUNT', text(grants.google.serviceAccount)], ['GOOGLE_ACCESS_TOKEN_EXPIRES_AT', text(grants.google.expiresAt)]);
-  }
-  if (grants.linkerd && privateKeyPem) {
-    const dir = join(out, 'linkerd');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    // tls.crt holds the leaf then the intermediates, which is what curl, Go and Node send as a client chain.
-    await writeFile(join(dir, 'tls.crt'), `${text(grants.linkerd.certificate)}${text(grants.linkerd.chain)}`, { mode: 0o644 });
-    await writeSecret(join(dir, 'tls.key'), privateKeyPem);
-    await writeFile(join(dir, 'ca.crt'), text(grants.linkerd.trustAnchors), { mode: 0o644 });
-    env.push(['LINKERD_IDENTITY', text(grants.linkerd.identity)], ['LINKERD_SPIFFE_ID', text(grants.linkerd.spiffeId)],
-      ['LINKERD_TLS_CERT_FILE', join(dir, 'tls.crt')], ['LINKERD_TLS_KEY_FILE', join(dir, 'tls.key')],
-      ['LINKERD_CA_FILE', join(dir, 'ca.crt')], ['LINKERD_CERT_EXPIRES_AT', text(grants.linkerd.expiresAt)]);
-  }
-  if (grants.token) {
-    const file = join(out, 'broker-token');
-    await writeSecret(file, text(grants.token.token));
-    env.push(['BROKER_TOKEN_FILE', file], ['BROKER_TOKEN_EXPIRES_AT', text(grants.token.expiresAt)]);
+  for (const kind of GRANT_KINDS) {
+    if (grants[kind] === undefined) continue;
+    const parsed = GRANTS[kind].cli.responseSchema.safeParse(grants[kind]);
+    if (!parsed.success) throw new MalformedReply(`grants.${kind}.${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const output = GRANTS[kind].cli.output(parsed.data, material, out);
+    for (const file of output.files) {
+      await mkdir(dirname(file.path), { recursive: true, mode: 0o700 });
+      await writeFile(file.path, file.content, { mode: file.mode });
+    }
+    env.push(...output.env.map(([name, value]): [string, string] => [name, value]));
   }
   return env;
 }
 
 async function writeDotenv(file: string, entries: readonly [string, string][]): Promise<void> {
   for (const [name, value] of entries) if (/[\r\n]/.test(value)) throw new Error(`${name} would break the dotenv file`);
-  await writeSecret(file, entries.map(([name, value]) => `${name}=${value}\n`).join(''));
+  await writeFile(file, entries.map(([name, value]) => `${name}=${value}\n`).join(''), { mode: 0o600 });
 }
 
 interface CommonFlags {
@@ -160,6 +147,11 @@ async function run(body: () => Promise<number>): Promise<void> {
       process.exitCode = EXIT.usage;
       return;
     }
+    if (err instanceof MalformedReply) {
+      process.stderr.write(`the broker's answer is malformed: ${err.message}\n`);
+      process.exitCode = EXIT.upstream;
+      return;
+    }
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     process.stderr.write(`the broker could not be reached: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`);
     process.exitCode = EXIT.upstream;
@@ -168,8 +160,9 @@ async function run(body: () => Promise<number>): Promise<void> {
 
 async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): Promise<number> {
   const { idToken, wanted } = readInputs(flags);
-  const keyAndRequest = wanted.linkerd ? generateKeyAndRequest() : undefined;
-  const body = exchangeBody(wanted, keyAndRequest?.csrPem);
+  const keyAndRequest = needsKeyPair(wanted) ? generateKeyAndRequest() : undefined;
+  const material: JobMaterial = { csrPem: keyAndRequest?.csrPem, privateKeyPem: keyAndRequest?.privateKeyPem };
+  const body = exchangeBody(wanted, material);
   const reply = await callBroker(flags.broker, 'v1/exchange', idToken, body, flags.timeout);
   if (reply.status !== 200) {
     process.stderr.write(`${formatProblem(reply.body)}\n`);
@@ -180,7 +173,7 @@ async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): 
     return exitCodeFor(reply.status);
   }
   const out = resolve(flags.out);
-  const env = await writeCredentials(out, reply.body, keyAndRequest?.privateKeyPem);
+  const env = await writeCredentials(out, reply.body, material);
   if (flags.dotenv) await writeDotenv(resolve(flags.dotenv), env);
   const granted = Object.keys((reply.body.grants ?? {}) as object).join(', ');
   process.stderr.write(`rule ${text(reply.body.rule)} granted ${granted}; credentials in ${out}\n`);
@@ -190,7 +183,7 @@ async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): 
 async function gate(flags: CommonFlags): Promise<number> {
   const { idToken, wanted } = readInputs(flags);
   // The explain body is the exchange body; a throwaway CSR keeps it valid without any key leaving the job.
-  const body = exchangeBody(wanted, wanted.linkerd ? generateKeyAndRequest().csrPem : undefined);
+  const body = exchangeBody(wanted, { csrPem: needsKeyPair(wanted) ? generateKeyAndRequest().csrPem : undefined });
   const reply = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout);
   if (reply.status !== 200) {
     process.stderr.write(`${formatProblem(reply.body)}\n`);
@@ -209,7 +202,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function commonOptions(command: Command): Command {
   return command
     .requiredOption('--broker <url>', 'broker base URL', process.env.OIDC_BROKER_URL)
-    .option('--grant <grant>', 'google, linkerd or token[=AUDIENCE]; repeat for several', collect, [])
+    .option('--grant <grant>', `${grantFlagHelp()}; repeat for several`, collect, [])
     .option('--token-env <name>', 'environment variable holding the GitLab ID token', 'BROKER_ID_TOKEN')
     .addOption(new Option('--timeout <seconds>', 'request timeout').default(30).argParser((value) => Number(value)));
 }

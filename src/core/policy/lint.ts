@@ -2,6 +2,7 @@
  * `policy check` findings beyond schema errors: bindings that trust a mutable path, production rules whose pipeline
  * definition is not pinned, and rules that an earlier rule always shadows.
  */
+import { GRANT_KINDS } from '../grants.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 
 export interface PolicyFinding {
@@ -38,7 +39,7 @@ function shadows(earlier: CompiledRule, later: CompiledRule): boolean {
   if ((a.jobRunning && !b.jobRunning) || (a.sameProject && !b.sameProject)) return false;
   if (a.deploymentApprovals && !sameSpec(a.deploymentApprovals, b.deploymentApprovals)) return false;
   if (a.mergeRequestApprovals && !sameSpec(a.mergeRequestApprovals, b.mergeRequestApprovals)) return false;
-  for (const kind of ['google', 'linkerd', 'token'] as const) {
+  for (const kind of GRANT_KINDS) {
     if (later.grant[kind] && !sameSpec(later.grant[kind], earlier.grant[kind])) return false;
   }
   return true;

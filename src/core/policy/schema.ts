@@ -5,7 +5,9 @@
  */
 import { z } from 'zod';
 import { MATCHABLE_CLAIMS } from '../claims.js';
-import { parseDuration } from '../duration.js';
+import { grantsSchema } from '../grants.js';
+
+export { grantsSchema, type GrantsSpec } from '../grants.js';
 
 const claimValue = z.union([z.string().min(1), z.boolean(), z.number()]).transform((value) => String(value));
 
@@ -25,20 +27,7 @@ const whenShape = Object.fromEntries(MATCHABLE_CLAIMS.map((name) => [name, match
   z.ZodOptional<typeof matcherSchema>
 >;
 
-function lifetime(maxSeconds: number, fallback: string) {
-  return z
-    .string()
-    .default(fallback)
-    .refine((text) => {
-      const seconds = parseDuration(text);
-      return seconds !== undefined && seconds <= maxSeconds;
-    }, `must be a duration like 15m, at most ${maxSeconds / 60} minutes`)
-    .transform((text) => parseDuration(text) as number);
-}
-
 const groupPath = z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.\-/]{0,254}$/, 'must be a GitLab group path or id');
-const dnsLabel = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label (≤ 63 chars)');
-const serviceAccountEmail = z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^[^@\s]+@[a-z0-9.-]+\.gserviceaccount\.com$/, 'must be a Google service account email');
 
 export const deploymentApprovalsSchema = z.strictObject({
   min: z.number().int().min(1).max(20),
@@ -62,33 +51,6 @@ export const requireSchema = z.strictObject({
   mergeRequestApprovals: mergeRequestApprovalsSchema.optional(),
 });
 
-export const googleGrantSchema = z.strictObject({
-  serviceAccount: serviceAccountEmail,
-  scopes: z.array(z.url({ protocol: /^https$/ })).min(1).max(20),
-  lifetime: lifetime(3600, '15m'),
-  delegates: z.array(serviceAccountEmail).max(5).optional(),
-  spannerDatabaseRole: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/).optional(),
-});
-
-export const linkerdGrantSchema = z.strictObject({
-  serviceAccount: dnsLabel,
-  namespace: dnsLabel,
-  lifetime: lifetime(24 * 3600, '1h'),
-});
-
-export const tokenGrantSchema = z.strictObject({
-  audiences: z.array(z.string().min(1).max(512)).min(1).max(20),
-  lifetime: lifetime(3600, '10m'),
-});
-
-export const grantsSchema = z
-  .strictObject({
-    google: googleGrantSchema.optional(),
-    linkerd: linkerdGrantSchema.optional(),
-    token: tokenGrantSchema.optional(),
-  })
-  .refine((grant) => grant.google || grant.linkerd || grant.token, 'a rule must grant at least one of google, linkerd, token');
-
 export const ruleSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must match [a-z0-9-]{1,63}'),
   description: z.string().max(1024).optional(),
@@ -106,7 +68,6 @@ export const policyFileSchema = z.strictObject({
 export type RuleSpec = z.output<typeof ruleSchema>;
 export type PolicyFileSpec = z.output<typeof policyFileSchema>;
 export type RequireSpec = z.output<typeof requireSchema>;
-export type GrantsSpec = z.output<typeof grantsSchema>;
 export type DeploymentApprovalsSpec = z.output<typeof deploymentApprovalsSchema>;
 export type MergeRequestApprovalsSpec = z.output<typeof mergeRequestApprovalsSchema>;
 

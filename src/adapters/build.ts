@@ -1,0 +1,146 @@
+/**
+ * Every adapter the broker runs on, built from the config in one place: `serve`, `dev` and `doctor` all call
+ * `buildAdapters`, so doctor checks exactly what serve would run (same verifier options, same refusals).
+ */
+import type { JWK } from 'jose';
+import { createAuditSink, type FileAuditSink } from './audit/winston-audit.js';
+import { createCertificateAuthority } from './ca/index.js';
+import { systemClock } from './clock.js';
+import { createTokenReader } from './gitlab/api-client.js';
+import { createGitLabApprovalSource } from './gitlab/approvals.js';
+import { createGitLabJobStatusSource } from './gitlab/jobs.js';
+import { createIdTokenVerifier } from './gitlab/verifier.js';
+import { createGoogleMinter } from './google/from-config.js';
+import { createJwtSigner, readSigningJwks, type BrokerJwtSigner } from './jwt/signer.js';
+import { createMemoryRateLimiter } from './store/memory-rate-limit.js';
+import { createMemoryReplayStore } from './store/memory-replay.js';
+import { ConfigError } from '../config/load.js';
+import type { BrokerConfig } from '../config/schema.js';
+import type { GrantKind } from '../core/grants.js';
+import type {
+  AuditSink,
+  CertificateAuthority,
+  Clock,
+  FactSource,
+  GoogleTokenMinter,
+  GrantMinter,
+  GrantMinters,
+  IdTokenVerifier,
+  RateLimiter,
+  ReplayStore,
+  TrustedIssuer,
+} from '../ports.js';
+
+/** How far an ID token's times may be off our clock. */
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
+/** Stand-ins for adapters (tests, dev mode); everything not given is built from the config. */
+export interface AdapterOverrides {
+  readonly clock?: Clock;
+  readonly audit?: AuditSink;
+  readonly replay?: ReplayStore;
+  readonly facts?: FactSource;
+  readonly ca?: CertificateAuthority;
+  readonly google?: GoogleTokenMinter;
+  readonly signingKeys?: readonly JWK[];
+  /** JWKS cooldown for unknown kids (tests shorten it). */
+  readonly jwksCooldownMs?: number;
+}
+
+export interface Adapters {
+  readonly clock: Clock;
+  readonly verifier: IdTokenVerifier;
+  readonly facts: FactSource;
+  readonly replay: ReplayStore;
+  readonly rateLimiter: RateLimiter;
+  readonly audit: AuditSink;
+  readonly signer: BrokerJwtSigner;
+  readonly ca: CertificateAuthority | undefined;
+  readonly minters: GrantMinters;
+  /** The audit file sink when the broker owns it (reopened on SIGHUP, closed on shutdown). */
+  readonly fileAudit: FileAuditSink | undefined;
+  /** Re-read the signing keys file (no-op when keys were passed in). */
+  reloadSigningKeys(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function trustedIssuers(config: BrokerConfig): TrustedIssuer[] {
+  return config.gitlab.map((entry) => ({ issuer: entry.issuer, audience: entry.audience, apiUrl: entry.apiUrl, maxTokenAgeSeconds: entry.maxTokenAge }));
+}
+
+/** The ID token verifier for `issuers` (default: all of the config's), with the options serve uses. */
+export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(config), overrides: Pick<AdapterOverrides, 'jwksCooldownMs'> = {}): IdTokenVerifier {
+  return createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
+}
+
+/** Job and approval facts; each issuer's GitLab API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
+function buildFacts(config: BrokerConfig): FactSource {
+  const tokenReader = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
+  const sources = new Map(
+    config.gitlab.map((entry) => {
+      const timeoutMs = (entry.requestTimeout ?? config.limits.factTimeout) * 1000;
+      const source: FactSource = {
+        ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs }),
+        ...createGitLabApprovalSource({ fetchToken: tokenReader, timeoutMs }),
+      };
+      return [entry.issuer, source];
+    }),
+  );
+  const sourceFor = (issuer: TrustedIssuer): FactSource => {
+    const source = sources.get(issuer.issuer);
+    if (!source) throw new TypeError(`no GitLab API client for issuer ${issuer.issuer}`);
+    return source;
+  };
+  return {
+    jobStatus: (issuer, principal, signal) => sourceFor(issuer).jobStatus(issuer, principal, signal),
+    approvals: (issuer, principal, needs, signal) => sourceFor(issuer).approvals(issuer, principal, needs, signal),
+  };
+}
+
+function minter<K extends GrantKind>(mint: GrantMinter<K>['mint']): GrantMinter<K> {
+  return { mint };
+}
+
+export async function buildAdapters(config: BrokerConfig, overrides: AdapterOverrides = {}): Promise<Adapters> {
+  if (!overrides.replay && config.replay.store !== 'memory') {
+    // Silently falling back to memory would make tokens single-use per replica only.
+    throw new ConfigError(`config: replay.store ${config.replay.store} is not available in this version; use memory (one replica)`);
+  }
+  const google = overrides.google ?? createGoogleMinter(config.google);
+  const clock = overrides.clock ?? systemClock;
+  const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
+  const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
+  const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
+  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file);
+  // One line per grant kind: its adapter, or undefined when the config has no section for it.
+  const minters = {
+    google,
+    linkerd: ca && minter<'linkerd'>((plan, context) => ca.issue(plan, context)),
+    token: minter<'token'>((plan, context) => signer.sign(plan, context)),
+  } satisfies { readonly [K in GrantKind]: GrantMinter<K> | undefined };
+
+  return {
+    clock,
+    verifier: buildVerifier(config, trustedIssuers(config), overrides),
+    facts: overrides.facts ?? buildFacts(config),
+    replay: overrides.replay ?? createMemoryReplayStore(() => clock.now().getTime()),
+    rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
+    audit: overrides.audit ?? (fileAudit as FileAuditSink),
+    signer,
+    ca,
+    minters,
+    fileAudit,
+    async reloadSigningKeys() {
+      if (overrides.signingKeys) return;
+      await signer.rotate(await readSigningJwks(config.signing.keysFile), clock.now());
+    },
+    async close() {
+      await fileAudit?.close();
+    },
+  };
+}
+
+/** The kinds these adapters can mint. */
+export function mintableKinds(minters: GrantMinters): ReadonlySet<GrantKind> {
+  return new Set((Object.keys(minters) as GrantKind[]).filter((kind) => minters[kind] !== undefined));
+}
