@@ -157,13 +157,15 @@ deploy-staging:
     assertCertificateUsed(job.log);
   });
 
-  it('fails the job of a denied exchange, naming the failing condition, and runs nothing after it', () => {
+  it('fails the job of a denied exchange, naming the failing condition, and runs nothing after it', async () => {
     const job = run.job('deploy-staging');
     assert.equal(job.status, 'FAIL', job.log);
     assert.notEqual(run.exitCode, 0);
     assert.match(job.log, /denied: policy_denied/);
     assert.match(job.log, /payments-deploy-production +environment +[^\n]*production[^\n]*staging/);
     assert.doesNotMatch(job.log, /this line runs only after an exchange\n/);
+    const denials = (await broker.auditRecords()).filter((record) => record.outcome === 'denied');
+    assert.ok(denials.some((record) => record.code === 'policy_denied'), JSON.stringify(denials));
   });
 });
 
