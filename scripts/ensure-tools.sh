@@ -9,6 +9,7 @@ set -euo pipefail
 TOOLS=(
   "openssl openssl"
   "go golang-go"
+  "zsh zsh"
   "git git"
   "rsync rsync"
   "shellcheck shellcheck"

@@ -128,12 +128,12 @@ include:
     inputs:
       broker_url: ${broker.url}
       audience: ${AUDIENCE}
-      grants: [linkerd]
+      grants: [token, linkerd]
 deploy:
   extends: .oidc-broker-login
   environment: production
   script:
-${yamlList(USE_CERTIFICATE)}
+${yamlList([...USE_TOKEN, ...USE_CERTIFICATE])}
 deploy-staging:
   extends: .oidc-broker-login
   environment: staging
@@ -151,9 +151,12 @@ deploy-staging:
     });
   });
 
-  it('runs a job that extends the hidden job and uses the minted linkerd certificate', () => {
+  it('runs a job that extends the hidden job and uses the minted broker token and linkerd certificate', () => {
     const job = run.job('deploy');
     assert.equal(job.status, 'PASS', job.log);
+    const claims = claimsIn(job.log);
+    assert.equal(claims.aud, DEPLOY_AUDIENCE);
+    assert.equal(claims.iss, AUDIENCE);
     assertCertificateUsed(job.log);
   });
 
@@ -161,7 +164,7 @@ deploy-staging:
     const job = run.job('deploy-staging');
     assert.equal(job.status, 'FAIL', job.log);
     assert.notEqual(run.exitCode, 0);
-    assert.match(job.log, /denied: policy_denied/);
+    assert.match(job.log, /denied\b[^\n]*policy_denied/);
     assert.match(job.log, /payments-deploy-production +environment +[^\n]*production[^\n]*staging/);
     assert.doesNotMatch(job.log, /this line runs only after an exchange\n/);
     const denials = (await broker.auditRecords()).filter((record) => record.outcome === 'denied');

@@ -73,10 +73,11 @@ describe("the project's .gitlab-ci.yml", () => {
   it('releases on semver tags only, with the release: keyword', () => {
     const release = job('release');
     assert.equal(release.release?.tag_name, '$CI_COMMIT_TAG');
-    const conditions = (release.rules ?? []).map((rule) => rule.if ?? '');
+    assert.equal(release.extends, '.on-release-tag');
+    const conditions = ((config['.on-release-tag'] as Job).rules ?? []).map((rule) => rule.if ?? '');
     assert.equal(conditions.length, 1);
     const semver = ruleRegex(conditions[0] as string);
-    for (const tag of ['1.2.3', '10.0.12']) assert.match(tag, semver);
-    for (const tag of ['v1.2.3', '1.2', '1.2.3-rc.1', 'main']) assert.doesNotMatch(tag, semver);
+    for (const tag of ['1.2.3', '10.0.12', '1.2.3-rc.1']) assert.match(tag, semver);
+    for (const tag of ['v1.2.3', '1.2', 'main']) assert.doesNotMatch(tag, semver);
   });
 });
