@@ -60,9 +60,9 @@ function jobScripts(config: unknown): Map<string, string> {
 }
 
 /**
- * The templates' scripts still carry warnings (SC2046 word splitting of the grant list, SC2155 export of a command
- * substitution) and a note (SC1091, sourcing the dotenv the CLI writes at run time): they are checked for errors until
- * those are fixed; this project's own pipeline is checked at every severity.
+ * The login scripts (component and classic) still carry a warning (SC2155, export of a command substitution) and a note
+ * (SC1091, sourcing the dotenv the CLI writes at run time): the templates are checked for errors until those are fixed;
+ * this project's own pipeline is checked at every severity.
  */
 const TEMPLATE_SEVERITY = 'error';
 
