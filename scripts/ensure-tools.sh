@@ -12,6 +12,8 @@ TOOLS=(
   "zsh zsh"
   "git git"
   "redis-server redis-server"
+  "rsync rsync"
+  "shellcheck shellcheck"
   "/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main google-cloud-cli-spanner-emulator"
 )
 
