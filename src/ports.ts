@@ -77,12 +77,15 @@ export interface CertificateAuthority {
   consumerProblems(): readonly string[];
 }
 
-/** Mints one kind of credential for a plan. Throws BrokerError (upstream_unavailable, or invalid_request for bad input). */
+/**
+ * Mints one kind of credential for a plan. Throws BrokerError (upstream_unavailable, or invalid_request for bad input).
+ * A minter that calls an outside system stops, retries included, when `signal` (the request's deadline) aborts.
+ */
 export interface GrantMinter<K extends GrantKind> {
-  mint(plan: MintPlanOf<K>, context: MintContext): Promise<MintedOf<K>>;
+  mint(plan: MintPlanOf<K>, context: MintContext, signal?: AbortSignal): Promise<MintedOf<K>>;
 }
 
-/** Google access tokens by impersonation (IAM Credentials API); no adapter is built into this version. */
+/** Google access tokens by impersonation (IAM Credentials API, src/adapters/google/). */
 export type GoogleTokenMinter = GrantMinter<'google'>;
 
 /** The minter of every kind this broker can mint; a kind without one is refused at start when the policy grants it. */

@@ -106,7 +106,9 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     // Silently falling back to memory would make tokens single-use per replica only.
     throw new ConfigError(`config: replay.store ${config.replay.store} is not available in this version; use memory (one replica)`);
   }
-  const google = overrides.google ?? createGoogleMinter(config.google);
+  // Built (and the Google client libraries loaded) only when the config has a google section.
+  const ownGoogle = overrides.google ? undefined : await createGoogleMinter(config.google);
+  const google = overrides.google ?? ownGoogle;
   const clock = overrides.clock ?? systemClock;
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
@@ -135,7 +137,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
       await signer.rotate(await readSigningJwks(config.signing.keysFile), clock.now());
     },
     async close() {
-      await fileAudit?.close();
+      await Promise.all([fileAudit?.close(), ownGoogle?.close()]);
     },
   };
 }

@@ -32,7 +32,7 @@ export interface BrokerDeps {
   readonly minters: GrantMinters;
   /** The last good policy, or undefined before the first successful load. */
   readonly policy: () => CompiledPolicy | undefined;
-  /** Deadline for all GitLab API facts of one request. */
+  /** Deadline for all GitLab API facts of one request, and another for its upstream mints (Google). */
   readonly factTimeoutMs: number;
   readonly clockToleranceSeconds: number;
   readonly log: OperationalLog;

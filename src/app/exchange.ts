@@ -34,7 +34,7 @@ interface Minted {
   readonly summary: Readonly<Record<string, unknown>>;
 }
 
-type Mint = (context: MintContext) => Promise<Minted>;
+type Mint = (context: MintContext, deadline: AbortSignal | undefined) => Promise<Minted>;
 
 /**
  * The minter for one plan, resolved before the intent record. The broker refuses to start (or reload) a policy that
@@ -43,8 +43,8 @@ type Mint = (context: MintContext) => Promise<Minted>;
 function minterFor<K extends GrantKind>(minters: GrantMinters, kind: K, plan: MintPlanOf<K>): Mint {
   const minter = minters[kind];
   if (!minter) throw new TypeError(`no minter for the ${kind} grant`);
-  return async (context) => {
-    const value = await minter.mint(plan, context);
+  return async (context, deadline) => {
+    const value = await minter.mint(plan, context, deadline);
     return { kind, value, summary: GRANTS[kind].auditSummary(value, sha256Hex) };
   };
 }
@@ -95,7 +95,9 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     };
     await writeAudit(deps.audit, intent);
     const mintContext: MintContext = { requestId: input.requestId, rule: ruleName, subject: authorization.subject, principal: verified.principal, now };
-    const minted = await Promise.all(mints.map((mint) => mint(mintContext)));
+    // Only a kind that calls out (Google) needs a deadline; the local ones would pay for a timer they never use.
+    const deadline = plans.some((plan) => GRANTS[plan.kind].mintsUpstream) ? AbortSignal.timeout(deps.factTimeoutMs) : undefined;
+    const minted = await Promise.all(mints.map((mint) => mint(mintContext, deadline)));
     const result: ResultRecord = {
       event: 'exchange', phase: 'result', requestId: input.requestId, outcome: 'allowed', tokenSha256, grantsRequested, ...caller,
       rule: ruleName, approvals: decision.approvals, minted: minted.map((item) => item.summary),

@@ -83,14 +83,19 @@ export function checkGrants(grant: GrantsSpec, request: GrantRequest): GrantChec
 
 export type MintPlan = MintPlanOf<GrantKind>;
 
-function expiry(now: Date, ruleSeconds: number, kind: GrantKind, tokenExp: number): { seconds: number; at: Date } {
+/**
+ * When a credential of `kind` expires: min(rule lifetime, the kind's hard cap, ID token exp − now), in whole seconds from
+ * `now` (its milliseconds dropped, so it never outlives the ID token); 0 when the ID token has already expired.
+ * @example grantExpiry(now, 900, 'google', nowSeconds + 300) // → { seconds: 300, at: … }
+ */
+export function grantExpiry(now: Date, ruleSeconds: number, kind: GrantKind, tokenExp: number): { seconds: number; at: Date } {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const seconds = Math.max(0, Math.min(ruleSeconds, HARD_CAP_SECONDS[kind], tokenExp - nowSeconds));
   return { seconds, at: new Date((nowSeconds + seconds) * 1000) };
 }
 
 function planOne<K extends GrantKind>(kind: K, allowed: GrantSpecOf<K>, request: GrantRequestOf<K>, tokenExp: number, now: Date): MintPlanOf<K> {
-  return GRANTS[kind].plan(allowed, request, expiry(now, allowed.lifetime, kind, tokenExp));
+  return GRANTS[kind].plan(allowed, request, grantExpiry(now, allowed.lifetime, kind, tokenExp));
 }
 
 /** The mint plan for an allowed decision; call only after checkGrants said ok for every kind. */

@@ -134,7 +134,10 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
       if (typeof response.accessToken !== 'string' || response.accessToken.length === 0 || expires === undefined) {
         throw new BrokerError('upstream_unavailable', 'Google IAM Credentials answered without an access token or expiry');
       }
-      return { accessToken: response.accessToken, expiresAt: new Date(expires * 1000), serviceAccount: plan.serviceAccount, scopes: [...plan.scopes] };
+      return {
+        accessToken: response.accessToken, expiresAt: new Date(expires * 1000), serviceAccount: plan.serviceAccount, scopes: [...plan.scopes],
+        ...(plan.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: plan.spannerDatabaseRole }),
+      };
     },
     async close() {
       await client.close();

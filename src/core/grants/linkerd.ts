@@ -53,6 +53,7 @@ export const linkerdGrant: GrantModule<'linkerd', LinkerdGrantSpec, LinkerdGrant
   title: 'Linkerd mesh identity',
   description: 'A leaf certificate for `<serviceAccount>.<namespace>.serviceaccount.identity.<controlPlaneNamespace>.<trustDomain>` (and its SPIFFE ID), for a CSR made in the job, with the issuer chain and the trust anchors.',
   configSection: 'linkerd',
+  mintsUpstream: false,
   hardCapSeconds: LINKERD_HARD_CAP_SECONDS,
   policySchema: linkerdPolicySchema,
   requestSchema: linkerdRequestSchema,

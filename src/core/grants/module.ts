@@ -47,6 +47,8 @@ export interface GrantModule<K extends string, Spec extends { readonly lifetime:
   readonly description: string;
   /** The broker config section whose adapter mints this kind; named when a policy grants a kind it cannot mint. */
   readonly configSection: string;
+  /** Whether minting calls an outside system: the mint then runs under the request's deadline (`limits.factTimeout`). */
+  readonly mintsUpstream: boolean;
   /** Whatever a rule says, no credential of this kind lives longer. */
   readonly hardCapSeconds: number;
   /** The rule's `grant.<kind>` section (strict). */
