@@ -10,6 +10,7 @@ import type {
   JwtSigner,
   RateLimiter,
   ReplayStore,
+  TrustedIssuer,
 } from '../ports.js';
 
 export interface OperationalLog {
@@ -21,6 +22,8 @@ export interface OperationalLog {
 export interface BrokerDeps {
   readonly clock: Clock;
   readonly verifier: IdTokenVerifier;
+  /** The configured issuers: a refresh finds its session's issuer here (it has no ID token to verify). */
+  readonly issuers: readonly TrustedIssuer[];
   readonly facts: FactSource;
   readonly replay: ReplayStore;
   readonly rateLimiter: RateLimiter;

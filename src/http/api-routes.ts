@@ -1,5 +1,5 @@
 /**
- * POST /v1/exchange and /v1/explain on plain node:http. Every exchange passes here, and express's per-request
+ * POST /v1/exchange, /v1/refresh and /v1/explain on plain node:http. Every exchange passes here, and express's per-request
  * machinery (prototype swaps, router walk, res helpers) was a large share of its CPU and allocation
  * (docs/performance.md); the rest of the API stays on the express app. Same contract: the 16 KiB header and 64 KiB
  * body limits, problem+json with stable codes, an audit record for every refusal, metrics per code and rule.
@@ -10,6 +10,7 @@ import { sha256Hex } from '../app/authorize.js';
 import type { BrokerDeps } from '../app/deps.js';
 import { exchange } from '../app/exchange.js';
 import { explain } from '../app/explain.js';
+import { refresh } from '../app/refresh.js';
 import { BrokerError } from '../core/errors.js';
 import { readTextBody } from './body.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -19,7 +20,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_AUTHORIZATION_BYTES = 16 * 1024;
 
 /** The routes served here (POST only); every other request goes on to the express app. */
-export const API_ENDPOINTS = ['/v1/exchange', '/v1/explain'] as const;
+export const API_ENDPOINTS = ['/v1/exchange', '/v1/refresh', '/v1/explain'] as const;
 
 type Endpoint = (typeof API_ENDPOINTS)[number];
 
@@ -47,7 +48,7 @@ function sendJson(res: ServerResponse, requestId: string, json: string): void {
   res.end(json);
 }
 
-/** Returns a request listener for the two routes; it answers false for every other request (left to express). */
+/** Returns a request listener for these routes; it answers false for every other request (left to express). */
 export function createApiRoutes(deps: BrokerDeps, metrics: BrokerMetrics): (req: IncomingMessage, res: ServerResponse) => boolean {
   async function serve(endpoint: Endpoint, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID(); // never the caller's: audit records and certificates must not collide
@@ -59,8 +60,8 @@ export function createApiRoutes(deps: BrokerDeps, metrics: BrokerMetrics): (req:
       const token = bearerToken(req.headers.authorization);
       const bodyText = await readTextBody(req, MAX_BODY_BYTES);
       inUseCase = true; // from here the use case writes its own audit record on every path
-      if (endpoint === '/v1/exchange') {
-        const result = await exchange(deps, { requestId, token, bodyText });
+      if (endpoint === '/v1/exchange' || endpoint === '/v1/refresh') {
+        const result = await (endpoint === '/v1/exchange' ? exchange : refresh)(deps, { requestId, token, bodyText });
         rule = result.rule;
         sendJson(res, requestId, JSON.stringify(result));
       } else {
@@ -75,7 +76,7 @@ export function createApiRoutes(deps: BrokerDeps, metrics: BrokerMetrics): (req:
         const token = header.length <= MAX_AUTHORIZATION_BYTES && header.startsWith('Bearer ') ? header.slice(7).trim() : header;
         try {
           await deps.audit.write({
-            event: endpoint === '/v1/explain' ? 'explain' : 'exchange', phase: 'denied', requestId, outcome: 'denied',
+            event: endpoint === '/v1/explain' ? 'explain' : endpoint === '/v1/refresh' ? 'refresh' : 'exchange', phase: 'denied', requestId, outcome: 'denied',
             code: failure.code, detail: failure.detail, tokenSha256: token ? sha256Hex(token) : undefined,
           });
         } catch (auditErr) {

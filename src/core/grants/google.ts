@@ -71,6 +71,13 @@ export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequ
       ...(allowed.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: allowed.spannerDatabaseRole }),
     };
   },
+  sessionScope: (plan) => ({ scopes: [...plan.scopes] }),
+  withinSession(scope, request) {
+    const granted = Array.isArray(scope.scopes) ? scope.scopes.filter((item): item is string => typeof item === 'string') : [];
+    const scopes = request.scopes ?? granted;
+    const extra = scopes.filter((item) => !granted.includes(item));
+    return extra.length > 0 ? { refused: `the original exchange did not grant the scopes ${extra.join(', ')}` } : { request: { scopes } };
+  },
   auditSummary: (minted, sha256Hex) => ({
     kind: 'google', serviceAccount: minted.serviceAccount, scopes: minted.scopes, expiresAt: minted.expiresAt, sha256: sha256Hex(minted.accessToken),
     ...(minted.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: minted.spannerDatabaseRole }),

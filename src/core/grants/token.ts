@@ -47,6 +47,11 @@ export const tokenGrant: GrantModule<'token', TokenGrantSpec, TokenGrantRequest,
       : { ok: true, detail: `audience ${audience ?? allowed.audiences[0]}` };
   },
   plan: (allowed, request, expiry) => ({ kind: 'token', audience: request.audience ?? (allowed.audiences[0] as string), expiresAt: expiry.at }),
+  sessionScope: (plan) => ({ audience: plan.audience }),
+  withinSession(scope, request) {
+    const audience = request.audience ?? (typeof scope.audience === 'string' ? scope.audience : undefined);
+    return audience !== undefined && audience === scope.audience ? { request: { audience } } : { refused: `the original exchange did not grant the audience ${audience ?? '(none)'}` };
+  },
   auditSummary: (minted, sha256Hex) => ({ kind: 'token', expiresAt: minted.expiresAt, sha256: sha256Hex(minted.token) }),
   cli: {
     argument: 'AUDIENCE',
