@@ -8,7 +8,7 @@
  * Run: `node dist/bench/approvals.js` (after `npx tsc -p .`).
  */
 import { pathToFileURL } from 'node:url';
-import { createGitLabApprovalSource } from '../src/adapters/gitlab/approvals.js';
+import { createGitLabClient } from '../src/adapters/gitlab/client.js';
 import type { FactNeeds } from '../src/core/policy/evaluate.js';
 import { GROUPS, SCENARIO, fullyApproved, scenarioPrincipal } from '../test/support/approval-scenarios.js';
 import { startApprovalsServer } from '../test/support/approvals-server.js';
@@ -40,10 +40,10 @@ export async function runApprovalsBench(options: { latencyMs?: number; iteration
   let callsPerLookup = 0;
   try {
     for (let run = 0; run <= iterations; run += 1) {
-      const source = createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs: 5_000 });
+      const source = createGitLabClient({ token: async () => SCENARIO.token, requestTimeoutMs: 5_000 });
       const before = server.api.calls.length;
       const started = performance.now();
-      const facts = await source.approvals(server.issuer, principal, needs, new AbortController().signal);
+      const facts = await source.approvals(server.issuer, principal, needs, AbortSignal.timeout(10_000)).finally(() => source.close());
       const elapsed = performance.now() - started;
       if (facts.deployment == null || facts.mergeRequest == null) throw new Error('the bench scenario must find both kinds of approval');
       callsPerLookup = server.api.calls.length - before;

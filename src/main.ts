@@ -10,6 +10,7 @@ import { createOperationalLogger } from './adapters/audit/winston-audit.js';
 import { buildAdapters, CLOCK_TOLERANCE_SECONDS, mintableKinds, trustedIssuers, type AdapterOverrides } from './adapters/build.js';
 import { loadPolicy } from './adapters/policy/load.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
+import { createRecentFacts, EXPLAIN_FACTS_TTL_MS } from './app/authorize.js';
 import { createPolicyHolder, type PolicyHolder } from './app/policy-holder.js';
 import { ConfigError } from './config/load.js';
 import type { BrokerConfig } from './config/schema.js';
@@ -78,7 +79,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   const factTimeoutMs = config.limits.factTimeout * 1000;
   const deps: BrokerDeps = {
     clock, verifier, issuers: trustedIssuers(config), facts: adapters.facts, replay, audit, signer: adapters.signer, ca, minters: adapters.minters,
-    rateLimiter: adapters.rateLimiter, policy: policy.current, factTimeoutMs, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
+    rateLimiter: adapters.rateLimiter, policy: policy.current, factTimeoutMs, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
   const app = createApp(deps, {

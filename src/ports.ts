@@ -45,7 +45,10 @@ export interface IdTokenVerifier {
   ready(): Promise<boolean>;
 }
 
-/** Job liveness and approval facts from the GitLab API. Throws BrokerError('upstream_unavailable') on any failure. */
+/**
+ * Job liveness and approval facts from the GitLab API, each call ending when `signal` (the request's deadline) fires.
+ * Throws BrokerError: upstream_unavailable on any failure, rate_limited when the project's lookup budget is spent.
+ */
 export interface FactSource {
   jobStatus(issuer: TrustedIssuer, principal: GitLabPrincipal, signal: AbortSignal): Promise<string>;
   approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal): Promise<ApprovalFacts>;

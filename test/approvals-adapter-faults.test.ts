@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createGitLabApprovalSource } from '../src/adapters/gitlab/approvals.js';
+import { createGitLabClient, type GitLabClient, type GitLabClientOptions } from '../src/adapters/gitlab/client.js';
 import { isBrokerError } from '../src/core/errors.js';
 import type { FactNeeds } from '../src/core/policy/evaluate.js';
 import { GROUPS, SCENARIO, fullyApproved, scenarioPrincipal } from './support/approval-scenarios.js';
@@ -12,6 +12,15 @@ const BOTH: FactNeeds = { jobStatus: false, deploymentApprovals: true, mergeRequ
 // Faults that answer at once get a generous deadline (a loaded CI box must still reach them); slow ones a short one.
 const GENEROUS_MS = 3_000;
 const SHORT_MS = 300;
+
+const clients: GitLabClient[] = [];
+after(() => Promise.all(clients.map((client) => client.close())));
+
+function client(options: Partial<GitLabClientOptions> = {}): GitLabClient {
+  const created = createGitLabClient({ token: async () => SCENARIO.token, requestTimeoutMs: GENEROUS_MS, ...options });
+  clients.push(created);
+  return created;
+}
 
 describe('approvals adapter faults', () => {
   let server: ApprovalsServer;
@@ -39,9 +48,9 @@ describe('approvals adapter faults', () => {
     it(`${fault.name} → upstream_unavailable, never approved`, async () => {
       Object.assign(server.api.faults, fault.set);
       const timeoutMs = 'timeoutMs' in fault ? fault.timeoutMs : GENEROUS_MS;
-      const approvals = createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs });
+      const approvals = client();
       const started = performance.now();
-      const error: unknown = await approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, new AbortController().signal).then(
+      const error: unknown = await approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, AbortSignal.timeout(timeoutMs)).then(
         () => assert.fail('resolved'),
         (reason: unknown) => reason,
       );
@@ -55,8 +64,8 @@ describe('approvals adapter faults', () => {
   }
 
   it('a wrong API token → upstream_unavailable, and the token is not in the error', async () => {
-    const approvals = createGitLabApprovalSource({ fetchToken: () => 'glpat-wrong-token', timeoutMs: GENEROUS_MS });
-    const error: unknown = await approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, new AbortController().signal).catch((reason: unknown) => reason);
+    const approvals = client({ token: async () => 'glpat-wrong-token' });
+    const error: unknown = await approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, AbortSignal.timeout(GENEROUS_MS)).catch((reason: unknown) => reason);
     assert.ok(isBrokerError(error));
     assert.equal(error.code, 'upstream_unavailable');
     assert.match(error.detail, /answered 401/);
@@ -65,7 +74,7 @@ describe('approvals adapter faults', () => {
 
   it('the caller aborting ends the lookup at once', async () => {
     server.api.faults.delayMs = 5_000;
-    const approvals = createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs: 10_000 });
+    const approvals = client({ requestTimeoutMs: 10_000 });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
     const started = performance.now();
@@ -85,9 +94,9 @@ describe('approvals adapter coalescing and caching', () => {
   const duplicates = (calls: readonly string[]): string[] => calls.filter((call, index) => calls.indexOf(call) !== index);
 
   it('two concurrent identical lookups cause one API call per resource', async () => {
-    const approvals = createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs: 2_000 });
+    const approvals = client();
     const before = server.api.calls.length;
-    const signal = new AbortController().signal;
+    const signal = AbortSignal.timeout(GENEROUS_MS);
     const [first, second] = await Promise.all([
       approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, signal),
       approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, signal),
@@ -99,10 +108,10 @@ describe('approvals adapter coalescing and caching', () => {
   });
 
   it('one caller giving up does not fail another caller sharing the same lookups', async () => {
-    const approvals = createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs: 2_000 });
+    const approvals = client();
     const impatient = new AbortController();
     const gaveUp = approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, impatient.signal);
-    const patient = approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, new AbortController().signal);
+    const patient = approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, AbortSignal.timeout(GENEROUS_MS));
     setTimeout(() => impatient.abort(), 5);
     await assert.rejects(gaveUp, { code: 'upstream_unavailable' });
     assert.equal((await patient).deployment?.deploymentId, 900);
@@ -110,10 +119,10 @@ describe('approvals adapter coalescing and caching', () => {
 
   it('caches group membership and profiles per (group, user) until the TTL passes, but refetches approvals', async () => {
     let now = 1_000_000;
-    const approvals = createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs: 2_000, membershipTtlMs: 30_000, clock: () => now });
+    const approvals = client({ membershipTtlMs: 30_000, clock: () => now });
     const run = async (): Promise<string[]> => {
       const before = server.api.calls.length;
-      await approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, new AbortController().signal);
+      await approvals.approvals(server.issuer, scenarioPrincipal(), BOTH, AbortSignal.timeout(GENEROUS_MS));
       return server.api.calls.slice(before);
     };
     const cached = (calls: string[]): number => calls.filter((call) => call.startsWith('GET /groups/') || call.startsWith('GET /users/')).length;

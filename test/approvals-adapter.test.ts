@@ -1,7 +1,7 @@
 /** The GitLab approvals adapter against the stand-in API: what it fetches, pagination, and what it never caches. */
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createGitLabApprovalSource } from '../src/adapters/gitlab/approvals.js';
+import { createGitLabClient, type GitLabClient } from '../src/adapters/gitlab/client.js';
 import { evaluateDeploymentApprovals, evaluateMergeRequestApprovals } from '../src/core/approvals.js';
 import type { FactNeeds } from '../src/core/policy/evaluate.js';
 import { deploymentApprovalsSchema, mergeRequestApprovalsSchema } from '../src/core/policy/schema.js';
@@ -15,8 +15,13 @@ const NOW = new Date('2025-06-01T13:00:00.000Z');
 const deploySpec = deploymentApprovalsSchema.parse({ min: 1, fromGroups: [GROUPS.release] });
 const mrSpec = mergeRequestApprovalsSchema.parse({ min: 2, fromGroups: [GROUPS.reviewers] });
 
-function source(options: { membershipTtlMs?: number } = {}) {
-  return createGitLabApprovalSource({ fetchToken: () => SCENARIO.token, timeoutMs: 2000, ...options });
+const clients: GitLabClient[] = [];
+after(() => Promise.all(clients.map((client) => client.close())));
+
+function source(options: { membershipTtlMs?: number } = {}): GitLabClient {
+  const client = createGitLabClient({ token: async () => SCENARIO.token, requestTimeoutMs: 2000, ...options });
+  clients.push(client);
+  return client;
 }
 
 describe('GitLab approvals adapter', () => {

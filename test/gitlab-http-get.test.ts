@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { getJson, GitLabApiError, targetOf, type JsonResponse } from '../src/adapters/gitlab/http-get.js';
+import { createTransport, GitLabApiError, targetOf, type JsonResponse } from '../src/adapters/gitlab/http-get.js';
 
 type Route = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -72,6 +72,7 @@ describe('GitLab transport (http-get.ts)', () => {
   let base: string;
   const hits = new Map<string, number>();
   const headersSeen: IncomingMessage['headers'][] = [];
+  const transport = createTransport();
 
   before(async () => {
     server = createServer((req, res) => {
@@ -86,12 +87,13 @@ describe('GitLab transport (http-get.ts)', () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(async () => {
+    await transport.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
 
   const get = (path: string, timeoutMs = 3_000, signal?: AbortSignal): Promise<JsonResponse> =>
-    getJson(targetOf(new URL(`${base}${path}`)), { 'private-token': 'glpat-secret', accept: 'application/json' }, timeoutMs, signal);
+    transport.getJson(targetOf(new URL(`${base}${path}`)), { 'private-token': 'glpat-secret', accept: 'application/json' }, timeoutMs, signal);
 
   async function failure(promise: Promise<unknown>): Promise<GitLabApiError> {
     const error = await promise.then(() => assert.fail('resolved'), (reason: unknown) => reason);
@@ -175,7 +177,7 @@ describe('GitLab transport (http-get.ts)', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const error = await failure(getJson(targetOf(new URL(`http://127.0.0.1:${port}/x`)), {}, 3_000));
+    const error = await failure(transport.getJson(targetOf(new URL(`http://127.0.0.1:${port}/x`)), {}, 3_000));
     assert.equal(error.failure, 'unreachable');
   });
 });
@@ -184,12 +186,15 @@ describe('GitLab transport over TLS', () => {
   // A child process, because Node reads NODE_EXTRA_CA_CERTS once at start: the way an operator trusts a private CA.
   const transport = new URL('../src/adapters/gitlab/http-get.js', import.meta.url).href;
   const probe = `
-    const { getJson, targetOf, GitLabApiError } = await import(${JSON.stringify(transport)});
+    const { createTransport, targetOf, GitLabApiError } = await import(${JSON.stringify(transport)});
+    const transport = createTransport();
     try {
-      const response = await getJson(targetOf(new URL(process.argv[1])), { accept: 'application/json' }, 5000);
+      const response = await transport.getJson(targetOf(new URL(process.argv[1])), { accept: 'application/json' }, 5000);
       console.log(JSON.stringify({ body: response.body }));
     } catch (err) {
       console.log(JSON.stringify({ failure: err instanceof GitLabApiError ? err.failure : String(err), cause: err.cause?.message }));
+    } finally {
+      await transport.close();
     }`;
   let dir: string;
   let server: HttpsServer;

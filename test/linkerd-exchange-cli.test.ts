@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -21,8 +21,10 @@ const DENIAL = {
   type: 'about:blank', title: 'Required approvals are missing', status: 403, code: 'approval_required', detail: 'an approval requirement is not met',
   requestId: 'r1', reasons: [{ rule: 'payments-migrate-production', name: 'deploymentApprovals', detail: '0 of 1 approvals from payments/release' }],
 };
+const problem = (status: number, code: string, detail: string) => ({ type: `https://gitlab-oidc-broker.dev/errors/${code}`, title: code, status, code, detail, requestId: 'r0' });
+const SUBJECT = { project_path: 'payments/api', project_id: '20', pipeline_id: '574', job_id: '302', ref_path: 'refs/heads/main', sha: 'a'.repeat(40), environment: 'production', user_login: 'alice' };
 const EXPLANATION = {
-  allowed: false, rule: null,
+  allowed: false, rule: null, code: 'approval_required',
   evaluations: [{ rule: 'payments-migrate-production', applies: false, conditions: [{ name: 'ref_path', expected: 'refs/heads/main', actual: 'refs/heads/feature', ok: false }], requirements: [], grants: [] }],
 };
 
@@ -40,15 +42,17 @@ describe('exchange and gate commands', () => {
       for await (const chunk of request) body += String(chunk);
       bodies.push(body);
       const reply = async (): Promise<[number, unknown]> => {
-        if (request.headers.authorization !== 'Bearer test.id.token') return [401, { code: 'invalid_token' }];
-        if (scenario === 'unavailable') return [503, { code: 'upstream_unavailable', detail: 'GitLab API timed out' }];
-        if (request.url === '/v1/explain') return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', evaluations: [] } : EXPLANATION];
+        if (request.headers.authorization !== 'Bearer test.id.token') return [401, problem(401, 'invalid_token', 'the ID token is not valid')];
+        if (scenario === 'unavailable') return [503, problem(503, 'upstream_unavailable', 'GitLab API timed out')];
+        if (request.url === '/v1/explain') return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', code: null, evaluations: [] } : EXPLANATION];
         if (scenario === 'deny') return [403, DENIAL];
-        if (scenario === 'malformed') return [200, { requestId: 'r3', rule: 'payments-smoke', grants: { token: { expiresAt: new Date().toISOString() } } }];
         const grants = (JSON.parse(body) as { grants: { linkerd: { csr: string } } }).grants;
         const now = new Date();
         const linkerd = await mesh.ca.issue(planFor(grants.linkerd.csr, minutesAfter(now, 10)), contextAt(now));
-        return [200, { requestId: 'r2', rule: 'payments-smoke', grants: { linkerd, google: { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] } } }];
+        const google = { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] };
+        // malformed: a certificate missing from an otherwise complete answer.
+        const issued = scenario === 'malformed' ? { ...linkerd, certificate: undefined } : linkerd;
+        return [200, { requestId: 'r2', rule: 'payments-smoke', subject: SUBJECT, approvals: {}, grants: { linkerd: issued, google } }];
       };
       const [status, payload] = await reply();
       response.writeHead(status, { 'content-type': status === 200 ? 'application/json' : 'application/problem+json' });
@@ -100,13 +104,21 @@ describe('exchange and gate commands', () => {
     assert.ok(!bodies.some((body) => body.includes('PRIVATE KEY')), 'the private key left the job');
   });
 
+  it('refuses an exchange answer of the wrong shape with exit 3 naming the JSON path, and writes nothing', async () => {
+    scenario = 'malformed';
+    const out = join(scratchDir(), 'never');
+    const { code, stderr } = await cli(['exchange', '--broker', broker, '--grant', 'linkerd', '--out', out]);
+    assert.equal(code, 3, stderr);
+    assert.match(stderr, /the broker answered 200 with an unexpected exchange response: grants\.linkerd\.certificate: /);
+    assert.equal(existsSync(out), false, 'no credential directory');
+  });
+
   const failures: Array<{ name: string; scenario: Scenario; args: () => string[]; token?: string; code: number; stderr: RegExp }> = [
     { name: 'a denial exits 1 with the reasons and the condition table', scenario: 'deny', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd', '--out', scratchDir()], code: 1, stderr: /approval_required[\s\S]*deploymentApprovals[\s\S]*RULE\s+CONDITION\s+EXPECTED\s+PIPELINE HAD[\s\S]*refs\/heads\/main\s+refs\/heads\/feature/ },
     { name: 'an unavailable broker exits 3', scenario: 'unavailable', args: () => ['exchange', '--broker', broker, '--grant', 'token', '--out', scratchDir()], code: 3, stderr: /upstream_unavailable/ },
     { name: 'a missing ID token is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd'], token: '', code: 2, stderr: /BROKER_ID_TOKEN/ },
     { name: 'an unknown grant is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'aws'], code: 2, stderr: /unknown grant/ },
     { name: 'a grant argument where the kind takes none is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'google=x'], code: 2, stderr: /unknown grant "google=x": use google, linkerd, token\[=AUDIENCE\]/ },
-    { name: 'a 200 whose credential is malformed exits 3 naming the field', scenario: 'malformed', args: () => ['exchange', '--broker', broker, '--grant', 'token', '--out', scratchDir()], code: 3, stderr: /malformed: grants\.token\.token/ },
     { name: 'a plain-http broker off loopback is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', 'http://broker.example.com', '--grant', 'token'], code: 2, stderr: /https/ },
     { name: 'gate exits 1 with the table when not allowed', scenario: 'deny', args: () => ['gate', '--broker', broker, '--grant', 'google'], code: 1, stderr: /ref_path/ },
     { name: 'gate exits 0 when allowed', scenario: 'allow', args: () => ['gate', '--broker', broker, '--grant', 'linkerd'], code: 0, stderr: /^$/ },

@@ -7,8 +7,7 @@ import { createAuditSink, type FileAuditSink } from './audit/winston-audit.js';
 import { createCertificateAuthority } from './ca/index.js';
 import { systemClock } from './clock.js';
 import { createTokenReader } from './gitlab/api-client.js';
-import { createGitLabApprovalSource } from './gitlab/approvals.js';
-import { createGitLabJobStatusSource } from './gitlab/jobs.js';
+import { createGitLabClient, type GitLabClient } from './gitlab/client.js';
 import { createIdTokenVerifier } from './gitlab/verifier.js';
 import { createGoogleMinter } from './google/from-config.js';
 import { createJwtSigner, readSigningJwks, type BrokerJwtSigner } from './jwt/signer.js';
@@ -73,28 +72,14 @@ export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(con
   return createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
 }
 
-/** Job and approval facts; each issuer's GitLab API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
-function buildFacts(config: BrokerConfig): FactSource {
-  const tokenReader = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
-  const sources = new Map(
-    config.gitlab.map((entry) => {
-      const timeoutMs = (entry.requestTimeout ?? config.limits.factTimeout) * 1000;
-      const source: FactSource = {
-        ...createGitLabJobStatusSource({ token: tokenReader, timeoutMs }),
-        ...createGitLabApprovalSource({ fetchToken: tokenReader, timeoutMs }),
-      };
-      return [entry.issuer, source];
-    }),
-  );
-  const sourceFor = (issuer: TrustedIssuer): FactSource => {
-    const source = sources.get(issuer.issuer);
-    if (!source) throw new TypeError(`no GitLab API client for issuer ${issuer.issuer}`);
-    return source;
-  };
-  return {
-    jobStatus: (issuer, principal, signal) => sourceFor(issuer).jobStatus(issuer, principal, signal),
-    approvals: (issuer, principal, needs, signal) => sourceFor(issuer).approvals(issuer, principal, needs, signal),
-  };
+/** Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
+function buildGitLabClient(config: BrokerConfig): GitLabClient {
+  return createGitLabClient({
+    token: createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile]))),
+    requestTimeoutMs: config.limits.factTimeout * 1000,
+    issuerRequestTimeoutMs: new Map(config.gitlab.flatMap((entry) => (entry.requestTimeout === undefined ? [] : [[entry.issuer, entry.requestTimeout * 1000] as const]))),
+    lookupBudget: { perProject: config.limits.gitlabLookupsPerProject, windowMs: config.limits.gitlabLookupWindow * 1000 },
+  });
 }
 
 function minter<K extends GrantKind>(mint: GrantMinter<K>['mint']): GrantMinter<K> {
@@ -114,6 +99,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
   const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file);
+  const gitlab = overrides.facts ? undefined : buildGitLabClient(config);
   // One line per grant kind: its adapter, or undefined when the config has no section for it.
   const minters = {
     google,
@@ -124,7 +110,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   return {
     clock,
     verifier: buildVerifier(config, trustedIssuers(config), overrides),
-    facts: overrides.facts ?? buildFacts(config),
+    facts: overrides.facts ?? (gitlab as GitLabClient),
     replay: overrides.replay ?? createMemoryReplayStore(() => clock.now().getTime()),
     rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
     audit: overrides.audit ?? (fileAudit as FileAuditSink),
@@ -137,7 +123,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
       await signer.rotate(await readSigningJwks(config.signing.keysFile), clock.now());
     },
     async close() {
-      await Promise.all([fileAudit?.close(), ownGoogle?.close()]);
+      await Promise.all([fileAudit?.close(), gitlab?.close(), ownGoogle?.close()]);
     },
   };
 }

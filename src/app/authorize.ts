@@ -1,12 +1,12 @@
 /**
  * The steps exchange and explain share: verify the ID token, evaluate the policy in two phases, and fetch only the
- * GitLab facts that the candidate rules need, in parallel and under one deadline.
+ * GitLab facts that the candidate rules need, in parallel and under one deadline (one AbortSignal per request).
  */
 import { hash } from 'node:crypto';
 import { subjectOf, type GitLabPrincipal, type PipelineSubject } from '../core/claims.js';
 import { BrokerError } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
-import { decide, factNeeds, preEvaluate, type Decision, type Facts } from '../core/policy/evaluate.js';
+import { decide, factNeeds, preEvaluate, type Decision, type FactNeeds, type Facts } from '../core/policy/evaluate.js';
 import { parseStrictJson } from '../core/strict-json.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import type { TrustedIssuer } from '../ports.js';
@@ -61,43 +61,87 @@ export interface Authorization {
   readonly visible: ReadonlySet<string>;
 }
 
-/** Handed to fact sources when nothing needs to stop them early: a job lookup ends on its own socket timeout. */
-const NEVER_ABORTED = new AbortController().signal;
-
-export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, needs: ReturnType<typeof factNeeds>): Promise<Facts> {
+/**
+ * The GitLab facts the candidate rules need, fetched in parallel under one deadline: one AbortSignal for the whole
+ * request, fired by one timer (the deadline) or by the first failure, so sibling calls stop instead of running on
+ * after the answer is known.
+ */
+export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds): Promise<Facts> {
   const needsApprovals = needs.deploymentApprovals || needs.mergeRequestApprovals;
   if (!needs.jobStatus && !needsApprovals) return { approvals: {} };
-  // The deadline is one timer raced here. An AbortController (its signal, listeners and the DOMException of each
-  // abort) was ~10 % of an exchange's CPU (docs/performance.md), so it exists only for the approvals lookup, whose
-  // paginated calls must stop when the answer is known or the time is up.
-  const controller = needsApprovals ? new AbortController() : undefined;
-  const signal = controller?.signal ?? NEVER_ABORTED;
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BrokerError('upstream_unavailable', 'GitLab lookups: deadline passed', { cause: new Error(`no answer in ${deps.factTimeoutMs} ms`) })), deps.factTimeoutMs);
-  });
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no answer in ${deps.factTimeoutMs} ms`)), deps.factTimeoutMs);
   try {
-    if (!needsApprovals) return { jobStatus: await Promise.race([deps.facts.jobStatus(issuer, principal, signal), expired]), approvals: {} };
-    const [jobStatus, approvals] = await Promise.race([
-      Promise.all([
-        needs.jobStatus ? deps.facts.jobStatus(issuer, principal, signal) : undefined,
-        deps.facts.approvals(issuer, principal, needs, signal),
-      ]),
-      expired,
+    const [jobStatus, approvals] = await Promise.all([
+      needs.jobStatus ? deps.facts.jobStatus(issuer, principal, controller.signal) : undefined,
+      needsApprovals ? deps.facts.approvals(issuer, principal, needs, controller.signal) : {},
     ]);
     return jobStatus === undefined ? { approvals } : { jobStatus, approvals };
   } catch (err) {
-    controller?.abort(err); // a failed lookup or the deadline stops the siblings instead of letting them run on
+    controller.abort(err);
     throw err;
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** Policy evaluation for an already verified caller. */
-export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, request: GrantRequest, now: Date): Promise<Authorization> {
+/**
+ * Facts an explain fetched recently, by token and needs: explain spends no jti, so the same token may ask again and
+ * again, and each answer within the TTL reuses the last lookup instead of spending GitLab calls. Exchanges never read
+ * it: what they mint rests on facts fetched for them.
+ */
+export interface RecentFacts {
+  get(key: string, nowMs: number): Facts | undefined;
+  set(key: string, facts: Facts, nowMs: number): void;
+}
+
+const MAX_RECENT_FACTS = 10_000;
+/** Long enough to absorb a retry loop, short enough that a new approval shows up in the next explain soon. */
+export const EXPLAIN_FACTS_TTL_MS = 15_000;
+
+/** @example const recent = createRecentFacts(10_000); recent.set(key, facts, Date.now()) */
+export function createRecentFacts(ttlMs: number): RecentFacts {
+  const entries = new Map<string, { facts: Facts; expiresAt: number }>();
+  return {
+    get(key, nowMs) {
+      const entry = entries.get(key);
+      if (entry === undefined) return undefined;
+      if (entry.expiresAt > nowMs) return entry.facts;
+      entries.delete(key);
+      return undefined;
+    },
+    set(key, facts, nowMs) {
+      if (ttlMs <= 0) return;
+      if (entries.size >= MAX_RECENT_FACTS) {
+        for (const [stale, entry] of entries) if (entry.expiresAt <= nowMs) entries.delete(stale);
+        if (entries.size >= MAX_RECENT_FACTS) entries.clear();
+      }
+      entries.set(key, { facts, expiresAt: nowMs + ttlMs });
+    },
+  };
+}
+
+/** The key of an explain's facts: the token (by hash) and exactly what was looked up. */
+function recentFactsKey(tokenSha256: string, needs: FactNeeds): string {
+  return `${tokenSha256} ${needs.jobStatus ? 1 : 0}${needs.deploymentApprovals ? 1 : 0}${needs.mergeRequestApprovals ? 1 : 0} ${[...needs.groups].sort().join('\n')}`;
+}
+
+/**
+ * Policy evaluation for an already verified caller. `explainOf` (the token's SHA-256) marks an explain, whose facts
+ * may come from, and go to, `deps.recentExplainFacts`.
+ */
+export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, request: GrantRequest, now: Date, explainOf?: string): Promise<Authorization> {
   const preliminary = preEvaluate(currentPolicy(deps), principal, request);
-  const facts = await gatherFacts(deps, issuer, principal, factNeeds(preliminary));
+  const needs = factNeeds(preliminary);
+  let facts: Facts;
+  if (explainOf === undefined) {
+    facts = await gatherFacts(deps, issuer, principal, needs);
+  } else {
+    const key = recentFactsKey(explainOf, needs);
+    const recent = deps.recentExplainFacts.get(key, now.getTime());
+    facts = recent ?? (await gatherFacts(deps, issuer, principal, needs));
+    if (recent === undefined) deps.recentExplainFacts.set(key, facts, now.getTime());
+  }
   const decision = decide(preliminary, facts, now);
   return { issuer, principal, subject: subjectOf(principal), decision, visible: preliminary.visible };
 }

@@ -1,5 +1,6 @@
 /** What the use cases need from the outside world; built once by the composition root (src/main.ts). */
 import type { CompiledPolicy } from '../core/policy/compile.js';
+import type { RecentFacts } from './authorize.js';
 import type {
   AuditSink,
   CertificateAuthority,
@@ -37,6 +38,8 @@ export interface BrokerDeps {
   readonly policy: () => CompiledPolicy | undefined;
   /** Deadline for all GitLab API facts of one request, and another for its upstream mints (Google). */
   readonly factTimeoutMs: number;
+  /** GitLab facts of recent explains, so repeating one costs no new lookup. */
+  readonly recentExplainFacts: RecentFacts;
   readonly clockToleranceSeconds: number;
   readonly log: OperationalLog;
 }

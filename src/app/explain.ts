@@ -26,7 +26,7 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
     // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
     const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
     if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
-    const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
+    const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now, known.tokenSha256);
     const result: ExplainResult = {
       allowed: decision.allowed,
       rule: decision.allowed ? decision.rule.name : null,

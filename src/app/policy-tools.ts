@@ -5,12 +5,14 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { z } from 'zod';
 import type { ApprovalFacts } from '../core/approvals.js';
 import { parsePrincipal } from '../core/claims.js';
 import { ERROR_STATUS, isBrokerError, type ErrorCode } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { decide, preEvaluate, type Decision } from '../core/policy/evaluate.js';
+import { approvalFactsSchema, parseInputFile } from './offline-facts.js';
 
 export interface OfflineInput {
   readonly claims: Record<string, unknown>;
@@ -52,43 +54,46 @@ export async function readStructuredFile(path: string): Promise<unknown> {
   return parse(await readFile(path, 'utf8'), { uniqueKeys: true });
 }
 
+const caseSchema = z.strictObject({
+  name: z.string().min(1),
+  claims: z.record(z.string(), z.unknown()).default({}),
+  jobStatus: z.string().min(1).optional(),
+  approvals: z.unknown().optional(),
+  grants: z.unknown().optional(),
+  expect: z
+    .strictObject({ rule: z.string().min(1).optional(), code: z.enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]]).optional() })
+    .refine((expect) => (expect.rule === undefined) !== (expect.code === undefined), 'needs exactly one of rule or code'),
+});
+const caseFileSchema = z.strictObject({ cases: z.array(z.unknown()) });
+
 /** Case files: YAML/JSON, each `{ cases: [{ name, claims, jobStatus?, approvals?, grants?, expect: { rule | code } }] }`. */
 export async function readPolicyCases(dir: string): Promise<PolicyCase[]> {
   const names = (await readdir(dir)).filter((name) => /\.(ya?ml|json)$/.test(name)).sort();
   const cases: PolicyCase[] = [];
   for (const name of names) {
-    const data = (await readStructuredFile(join(dir, name))) as { cases?: unknown };
-    if (!Array.isArray(data?.cases)) throw new TypeError(`${name}: expected a top-level "cases" list`);
-    for (const entry of data.cases as Array<Record<string, unknown>>) {
-      const expect = (entry.expect ?? {}) as { rule?: string; code?: ErrorCode };
-      if (typeof entry.name !== 'string' || (expect.rule === undefined) === (expect.code === undefined)) {
-        throw new TypeError(`${name}: every case needs a name and exactly one of expect.rule or expect.code`);
-      }
-      if (expect.code !== undefined && !Object.hasOwn(ERROR_STATUS, expect.code)) {
-        throw new TypeError(`${name}: case ${entry.name}: expect.code ${JSON.stringify(expect.code)} is not an error code (${Object.keys(ERROR_STATUS).join(', ')})`);
-      }
+    const file = parseInputFile(caseFileSchema, await readStructuredFile(join(dir, name)), name);
+    file.cases.forEach((raw, index) => {
+      const entry = parseInputFile(caseSchema, raw, name, ['cases', index]);
+      const approvals = entry.approvals === undefined || entry.approvals === null ? undefined : parseInputFile(approvalFactsSchema, entry.approvals, name, ['cases', index, 'approvals']);
       cases.push({
         name: entry.name,
         source: name,
-        input: {
-          claims: (entry.claims ?? {}) as Record<string, unknown>,
-          jobStatus: entry.jobStatus as string | undefined,
-          approvals: approvalFactsFrom(entry.approvals),
-          grants: entry.grants,
-        },
-        expect,
+        input: { claims: entry.claims, jobStatus: entry.jobStatus, approvals, grants: entry.grants },
+        expect: entry.expect,
       });
-    }
+    });
   }
   return cases;
 }
 
-/** Approval facts as written in case files (plain objects; groupMembers as { group: [user ids] }). */
-export function approvalFactsFrom(value: unknown): ApprovalFacts | undefined {
-  if (value === undefined || value === null) return undefined;
-  const raw = value as { deployment?: unknown; mergeRequest?: unknown; groupMembers?: Record<string, string[]> };
-  const groupMembers = new Map<string, ReadonlySet<string>>(Object.entries(raw.groupMembers ?? {}).map(([group, ids]) => [group, new Set(ids.map(String))]));
-  return { deployment: raw.deployment as ApprovalFacts['deployment'], mergeRequest: raw.mergeRequest as ApprovalFacts['mergeRequest'], groupMembers };
+/** Approval facts from a `--approvals` file; a wrong shape is invalid_request naming the file and the JSON path. */
+export function approvalFactsFrom(value: unknown, file: string): ApprovalFacts {
+  return parseInputFile(approvalFactsSchema, value, file);
+}
+
+/** ID token claims from a `--claims` file: an object of claims (each checked as the server checks them). */
+export function claimsFrom(value: unknown, file: string): Record<string, unknown> {
+  return parseInputFile(z.record(z.string(), z.unknown()), value, file);
 }
 
 export interface CaseResult {

@@ -2,11 +2,23 @@
 import type { Command } from 'commander';
 import { loadPolicy } from '../adapters/policy/load.js';
 import { systemClock } from '../adapters/clock.js';
-import { approvalFactsFrom, decideOffline, readPolicyCases, readStructuredFile, runPolicyCases } from '../app/policy-tools.js';
+import { approvalFactsFrom, claimsFrom, decideOffline, readPolicyCases, readStructuredFile, runPolicyCases } from '../app/policy-tools.js';
+import { isBrokerError } from '../core/errors.js';
 import { PolicyError, type CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
 import { reasonsFor } from '../core/policy/evaluate.js';
 import { EXIT, printTable } from './output.js';
+
+/** Run a command body; a wrong input file (invalid_request naming the file and JSON path) is a usage error. */
+async function reportingInputErrors(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    if (!isBrokerError(err) || err.code !== 'invalid_request') throw err;
+    console.error(`error: ${err.detail}`);
+    process.exitCode = EXIT.usage;
+  }
+}
 
 async function loadOrReport(path: string): Promise<CompiledPolicy | undefined> {
   try {
@@ -41,7 +53,7 @@ export function registerPolicyCommands(program: Command): void {
     .argument('<path>', 'policy file or directory')
     .requiredOption('--cases <dir>', 'directory of case files ({ cases: [...] })')
     .description('run table-driven cases: claims + facts → expected rule or denial code')
-    .action(async (path: string, options: { cases: string }) => {
+    .action((path: string, options: { cases: string }) => reportingInputErrors(async () => {
       const compiled = await loadOrReport(path);
       if (!compiled) return void (process.exitCode = EXIT.denied);
       const results = runPolicyCases(compiled, await readPolicyCases(options.cases), systemClock.now());
@@ -54,7 +66,7 @@ export function registerPolicyCommands(program: Command): void {
       const failed = results.filter((result) => !result.passed).length;
       console.log(`${results.length - failed} passed, ${failed} failed`);
       process.exitCode = failed > 0 ? EXIT.denied : EXIT.ok;
-    });
+    }));
 
   policy
     .command('explain')
@@ -64,11 +76,11 @@ export function registerPolicyCommands(program: Command): void {
     .option('--job-status <status>', 'GitLab job status', 'running')
     .option('--grants <json>', 'requested grants as JSON', '{"token":{}}')
     .description('offline decision with every condition')
-    .action(async (path: string, options: { claims: string; approvals?: string; jobStatus: string; grants: string }) => {
+    .action((path: string, options: { claims: string; approvals?: string; jobStatus: string; grants: string }) => reportingInputErrors(async () => {
       const compiled = await loadOrReport(path);
       if (!compiled) return void (process.exitCode = EXIT.denied);
-      const claims = (await readStructuredFile(options.claims)) as Record<string, unknown>;
-      const approvals = options.approvals ? approvalFactsFrom(await readStructuredFile(options.approvals)) : undefined;
+      const claims = claimsFrom(await readStructuredFile(options.claims), options.claims);
+      const approvals = options.approvals ? approvalFactsFrom(await readStructuredFile(options.approvals), options.approvals) : undefined;
       const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: JSON.parse(options.grants) as unknown }, systemClock.now());
       if (!outcome.ok) {
         console.log(`denied: ${outcome.code}: ${outcome.detail}`);
@@ -89,5 +101,5 @@ export function registerPolicyCommands(program: Command): void {
         printTable(['rule', 'what', 'detail'], reasonsFor(decision.evaluations, new Set(decision.evaluations.map((e) => e.rule))).map((r) => [r.rule, r.name, r.detail]));
         process.exitCode = EXIT.denied;
       }
-    });
+    }));
 }

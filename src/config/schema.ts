@@ -68,8 +68,13 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   limits: z
-    .strictObject({ factTimeout: duration.default(5), requestsPerMinutePerProject: z.number().int().min(0).default(0) })
-    .default({ factTimeout: 5, requestsPerMinutePerProject: 0 }),
+    .strictObject({
+      factTimeout: duration.default(5),
+      requestsPerMinutePerProject: z.number().int().min(0).default(0),
+      gitlabLookupsPerProject: z.number().int().min(0).default(60),
+      gitlabLookupWindow: duration.default(60),
+    })
+    .default({ factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60 }),
 });
 
 export type BrokerConfig = z.output<typeof configSchema>;

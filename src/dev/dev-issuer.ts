@@ -30,7 +30,10 @@ export async function createDevIssuer(): Promise<DevIssuer> {
     res.json({ keys: [key.publicJwk] });
   });
   router.get(`${DEV_ISSUER_PATH}/api/v4/projects/:id/jobs/:jobId`, (req, res) => {
-    res.json({ id: Number(req.params.jobId), status: 'running', name: 'dev-job', stage: 'deploy' });
+    // The id goes back digit for digit, as GitLab's JSON number: Number() would round ids past 2^53.
+    const { jobId } = req.params;
+    if (!/^\d{1,20}$/.test(jobId)) return void res.status(404).json({ message: '404 Not found' });
+    res.type('application/json').send(`{"id":${jobId},"status":"running","name":"dev-job","stage":"deploy"}`);
   });
   router.post(`${DEV_ISSUER_PATH}/token`, express.json({ limit: '16kb' }), async (req, res) => {
     const body = (req.body ?? {}) as { claims?: Record<string, unknown> };

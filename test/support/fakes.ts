@@ -3,6 +3,7 @@
  * (`satisfies`), for fast use-case tests without HTTP. Each fake records what it was asked, so a test can assert on
  * what happened (and what did not).
  */
+import { createRecentFacts, EXPLAIN_FACTS_TTL_MS } from '../../src/app/authorize.js';
 import type { BrokerDeps, OperationalLog } from '../../src/app/deps.js';
 import { BrokerError } from '../../src/core/errors.js';
 import type { GrantKind } from '../../src/core/grants.js';
@@ -185,7 +186,7 @@ export function fakeWorld(options: { failAuditPhases?: readonly AuditPhase[]; jo
   const clock = { now: () => FAKE_NOW } satisfies Clock;
   const deps: BrokerDeps = {
     clock, verifier, facts, replay, audit, signer, ca, minters, rateLimiter: unlimited,
-    policy: () => policy, issuers: [FAKE_ISSUER], factTimeoutMs: 1000, clockToleranceSeconds: 30,
+    policy: () => policy, issuers: [FAKE_ISSUER], factTimeoutMs: 1000, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: 30,
     log: { ...silentLog, error: (message) => void errors.push(message) },
   };
   return { deps, verifier, facts, replay, audit, minters, errors };

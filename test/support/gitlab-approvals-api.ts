@@ -2,7 +2,8 @@
  * The approval-related part of a stand-in GitLab API v4, written from GitLab's API documentation: deployments (list
  * and single, with `approvals[]` and `pending_approval_count`), merge requests of a commit, MR approvals
  * (`approved_by[]{user, approved_at}`), MR commits and diff versions, users and inherited group membership.
- * Offset pagination as GitLab does it (`x-page`, `x-per-page`, `x-next-page`, `x-prev-page`, `x-total`,
+ * Deployment lists filtered and sorted as GitLab's DeploymentsFinder does (environment, status, updated_* and
+ * finished_* with the sorts they require, else 400). Offset pagination as GitLab does it (`x-page`, `x-per-page`, `x-next-page`, `x-prev-page`, `x-total`,
  * `x-total-pages` and `Link`; totals and rel="last" omitted above 10,000 records; `per_page` capped at 100), the
  * documented 401 and 404 bodies, and fault switches. Mount it on a router that ends in a 501 catch-all.
  */
@@ -28,6 +29,10 @@ export interface StandInDeployment {
   readonly ref: string;
   readonly environment: string;
   readonly created_at?: string;
+  /** Default: when the stand-in was mounted (a running deployment turned running when its job started). */
+  readonly updated_at?: string;
+  /** Set only on finished deployments (success, failed, canceled). */
+  readonly finished_at?: string;
   readonly deployable: { readonly id: number; readonly status: string; readonly pipeline: { readonly id: number; readonly sha: string } };
   readonly approvals?: readonly { readonly user: StandInUser; readonly status: 'approved' | 'rejected'; readonly created_at: string; readonly comment?: string }[];
   readonly pending_approval_count?: number;
@@ -142,10 +147,61 @@ function paginate(req: Request, res: Response, items: readonly unknown[], data: 
   res.json(items.slice((page - 1) * perPage, page * perPage));
 }
 
-function deploymentJson(deployment: StandInDeployment, withApprovals: boolean): Record<string, unknown> {
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+const DEPLOYMENT_ORDER = ['id', 'iid', 'created_at', 'updated_at', 'finished_at', 'ref'] as const;
+const DEPLOYMENT_STATUSES = ['created', 'running', 'success', 'failed', 'canceled', 'skipped', 'blocked'];
+
+/** A deployment's fields as the list filters and sorts see them. */
+function deploymentRecord(deployment: StandInDeployment, mountedAt: string): Record<(typeof DEPLOYMENT_ORDER)[number], string | number | null> {
+  return {
+    id: deployment.id, iid: deployment.iid ?? deployment.id, created_at: deployment.created_at ?? '2025-01-01T00:00:00.000Z',
+    updated_at: deployment.updated_at ?? mountedAt, finished_at: deployment.finished_at ?? null, ref: deployment.ref,
+  };
+}
+
+/**
+ * `GET /projects/:id/deployments` filters as GitLab's DeploymentsFinder applies them, with its 400s for the queries it
+ * refuses as inefficient: `updated_*` needs `order_by=updated_at`, `finished_*` needs `order_by=finished_at` and
+ * `status=success`, and the two kinds of filter do not mix.
+ */
+function filterDeployments(query: Request['query'], list: readonly StandInDeployment[], mountedAt: string): StandInDeployment[] | string {
+  const text = (name: string): string | undefined => (typeof query[name] === 'string' ? query[name] : undefined);
+  const orderBy = text('order_by') ?? 'id';
+  if (!(DEPLOYMENT_ORDER as readonly string[]).includes(orderBy)) return 'order_by does not have a valid value';
+  const status = text('status');
+  if (status !== undefined && !DEPLOYMENT_STATUSES.includes(status)) return 'status does not have a valid value';
+  const bounds = { updated_after: text('updated_after'), updated_before: text('updated_before'), finished_after: text('finished_after'), finished_before: text('finished_before') };
+  for (const [name, value] of Object.entries(bounds)) if (value !== undefined && !ISO_8601.test(value)) return `${name} is invalid`;
+  const byUpdated = bounds.updated_after !== undefined || bounds.updated_before !== undefined;
+  const byFinished = bounds.finished_after !== undefined || bounds.finished_before !== undefined;
+  if (byUpdated && byFinished) return 'Both `updated_at` filter and `finished_at` filter can not be specified';
+  if (byUpdated && orderBy !== 'updated_at') return '`updated_at` filter requires `updated_at` sort';
+  if (byFinished && orderBy !== 'finished_at') return '`finished_at` filter requires `finished_at` sort.';
+  if (byFinished && status !== 'success') return '`finished_at` filter must be combined with `success` status filter.';
+  const time = (value: string | number | null): number => (typeof value === 'string' ? Date.parse(value) : NaN);
+  const after = (value: string | number | null, bound: string | undefined): boolean => bound === undefined || time(value) > Date.parse(bound);
+  const before = (value: string | number | null, bound: string | undefined): boolean => bound === undefined || time(value) < Date.parse(bound);
+  const environment = text('environment');
+  const kept = list.filter((deployment) => {
+    const record = deploymentRecord(deployment, mountedAt);
+    return (environment === undefined || deployment.environment === environment) && (status === undefined || deployment.status === status) &&
+      after(record.updated_at, bounds.updated_after) && before(record.updated_at, bounds.updated_before) &&
+      after(record.finished_at, bounds.finished_after) && before(record.finished_at, bounds.finished_before);
+  });
+  const key = orderBy as (typeof DEPLOYMENT_ORDER)[number];
+  const compare = (a: StandInDeployment, b: StandInDeployment): number => {
+    const [x, y] = [deploymentRecord(a, mountedAt)[key], deploymentRecord(b, mountedAt)[key]];
+    const order = typeof x === 'number' && typeof y === 'number' ? x - y : String(x ?? '').localeCompare(String(y ?? ''));
+    return order || a.id - b.id;
+  };
+  return [...kept].sort((a, b) => (text('sort') === 'desc' ? compare(b, a) : compare(a, b)));
+}
+
+function deploymentJson(deployment: StandInDeployment, withApprovals: boolean, mountedAt: string): Record<string, unknown> {
+  const record = deploymentRecord(deployment, mountedAt);
   const base: Record<string, unknown> = {
-    id: deployment.id, iid: deployment.iid ?? deployment.id, ref: deployment.ref, sha: deployment.sha, status: deployment.status,
-    created_at: deployment.created_at ?? '2025-01-01T00:00:00.000Z', updated_at: deployment.created_at ?? '2025-01-01T00:00:00.000Z',
+    id: deployment.id, iid: record.iid, ref: deployment.ref, sha: deployment.sha, status: deployment.status,
+    created_at: record.created_at, updated_at: record.updated_at, finished_at: record.finished_at,
     user: null, environment: { id: 1, name: deployment.environment, external_url: null },
     deployable: { id: deployment.deployable.id, status: deployment.deployable.status, name: 'deploy', stage: 'deploy', ref: deployment.ref, tag: false,
       pipeline: { id: deployment.deployable.pipeline.id, sha: deployment.deployable.pipeline.sha, ref: deployment.ref, status: 'running' } },
@@ -169,6 +225,7 @@ function mergeRequestJson(mr: StandInMergeRequest): Record<string, unknown> {
  */
 export function mountApprovalsApi(router: Router, initial: ApprovalsApiData): ApprovalsApiHandle {
   let data = initial;
+  const mountedAt = new Date().toISOString();
   const faults: ApprovalsApiFaults = { mode: 'none', delayMs: 0, latencyMs: 0 };
   const calls: string[] = [];
   const project = (req: Request, owner: string): boolean => req.params.id === owner;
@@ -218,16 +275,14 @@ export function mountApprovalsApi(router: Router, initial: ApprovalsApiData): Ap
   };
 
   route('/projects/:id/deployments', (req, res) => {
-    let list = (data.deployments ?? []).filter((deployment) => project(req, deployment.project));
-    if (typeof req.query.environment === 'string') list = list.filter((deployment) => deployment.environment === req.query.environment);
-    if (typeof req.query.status === 'string') list = list.filter((deployment) => deployment.status === req.query.status);
-    list = [...list].sort((a, b) => (req.query.sort === 'desc' ? b.id - a.id : a.id - b.id));
-    paginate(req, res, list.map((deployment) => deploymentJson(deployment, false)), data);
+    const list = filterDeployments(req.query, (data.deployments ?? []).filter((deployment) => project(req, deployment.project)), mountedAt);
+    if (typeof list === 'string') return void res.status(400).json({ message: `400 Bad request - ${list}` });
+    paginate(req, res, list.map((deployment) => deploymentJson(deployment, false, mountedAt)), data);
   });
 
   route('/projects/:id/deployments/:deployment_id', (req, res) => {
     const found = (data.deployments ?? []).find((deployment) => project(req, deployment.project) && String(deployment.id) === req.params.deployment_id);
-    if (found) res.json(deploymentJson(found, true));
+    if (found) res.json(deploymentJson(found, true, mountedAt));
     else res.status(404).json(NOT_FOUND);
   });
 

@@ -22,8 +22,8 @@ export interface Faults {
   discoveryStatus?: number;
   jwksStatus?: number;
   jwksDelayMs?: number;
-  /** 'down' closes the socket, a number answers with that status. */
-  jobs?: 'down' | number | 'html';
+  /** 'down' closes the socket, a number answers with that status (429 with Retry-After: 7), 'null' a JSON null. */
+  jobs?: 'down' | number | 'html' | 'null';
   jobsDelayMs?: number;
 }
 
@@ -95,6 +95,8 @@ export async function startGitLab(options: { extraRoutes?: (router: Router) => v
     if (faults.jobsDelayMs) await new Promise((resolve) => setTimeout(resolve, faults.jobsDelayMs));
     if (faults.jobs === 'down') return void res.socket?.destroy();
     if (faults.jobs === 'html') return void res.status(502).type('text/html').send('<html><body>502 Bad Gateway</body></html>');
+    if (faults.jobs === 'null') return void res.type('application/json').send('null');
+    if (faults.jobs === 429) return void res.status(429).set('retry-after', '7').json({ message: 'Retry later' });
     if (typeof faults.jobs === 'number') return void res.status(faults.jobs).json({ message: `${faults.jobs} error` });
     const status = jobs.get(`${req.params.id}/${req.params.jobId}`);
     if (status === undefined) return notFound(res);

@@ -1,5 +1,5 @@
 /**
- * The GitLab API v4 response shapes the approvals adapter reads, as schemas: anything GitLab sends that does not fit
+ * The GitLab API v4 response shapes the GitLab client reads, as schemas: anything GitLab sends that does not fit
  * fails the lookup (upstream_unavailable) instead of being half-read. Unknown fields are ignored; GitLab adds fields.
  */
 import { z } from 'zod';
@@ -19,13 +19,12 @@ export const userSchema = z.object({
 });
 export type ApiUser = z.output<typeof userSchema>;
 
-export const deploymentListSchema = z.array(
-  z.object({
-    id: z.number().int(),
-    environment: z.object({ name: z.string() }).nullable().optional(),
-    deployable: z.object({ id: z.number().int() }).nullable().optional(),
-  }),
-);
+/** One entry of `GET /projects/:id/deployments`. */
+export const deploymentListItemSchema = z.object({
+  id: z.number().int(),
+  environment: z.object({ name: z.string() }).nullable().optional(),
+  deployable: z.object({ id: z.number().int() }).nullable().optional(),
+});
 
 export const deploymentSchema = z.object({
   id: z.number().int(),
@@ -36,35 +35,37 @@ export const deploymentSchema = z.object({
   approvals: z.array(z.object({ user: userSchema, status: z.string(), created_at: z.string() })).optional(),
 });
 
-export const mergeRequestListSchema = z.array(
-  z.object({
-    iid: z.number().int(),
-    state: z.string(),
-    merged_at: z.string().nullable().optional(),
-    merge_commit_sha: z.string().nullable().optional(),
-    squash_commit_sha: z.string().nullable().optional(),
-    sha: z.string().nullable().optional(),
-    target_branch: z.string(),
-    author: userSchema,
-  }),
-);
-export type ApiMergeRequest = z.output<typeof mergeRequestListSchema>[number];
+/** One entry of `GET /projects/:id/repository/commits/:sha/merge_requests`. */
+export const mergeRequestSchema = z.object({
+  iid: z.number().int(),
+  state: z.string(),
+  merged_at: z.string().nullable().optional(),
+  merge_commit_sha: z.string().nullable().optional(),
+  squash_commit_sha: z.string().nullable().optional(),
+  sha: z.string().nullable().optional(),
+  target_branch: z.string(),
+  author: userSchema,
+});
+export type ApiMergeRequest = z.output<typeof mergeRequestSchema>;
 
 export const mergeRequestApprovalsSchema = z.object({
   approved_by: z.array(z.object({ user: userSchema, approved_at: z.string().nullable().optional() })),
 });
 
-export const commitListSchema = z.array(
-  z.object({
-    id: z.string(),
-    author_name: z.string().nullable().optional(),
-    author_email: z.string().nullable().optional(),
-    committer_name: z.string().nullable().optional(),
-    committer_email: z.string().nullable().optional(),
-  }),
-);
+/** One entry of `GET /projects/:id/merge_requests/:iid/commits`. */
+export const commitSchema = z.object({
+  id: z.string(),
+  author_name: z.string().nullable().optional(),
+  author_email: z.string().nullable().optional(),
+  committer_name: z.string().nullable().optional(),
+  committer_email: z.string().nullable().optional(),
+});
 
-export const versionListSchema = z.array(z.object({ id: z.number().int(), created_at: z.string() }));
+/** One entry of `GET /projects/:id/merge_requests/:iid/versions`. */
+export const versionSchema = z.object({ id: z.number().int(), created_at: z.string() });
+
+/** `GET /projects/:id/jobs/:job_id`: only the status is read (job liveness). */
+export const jobSchema = z.object({ status: z.string().min(1) });
 
 export const memberSchema = z.object({
   id: z.number().int(),
@@ -104,7 +105,7 @@ export function withProfile(user: ApprovalUser, profile: ApiUser | null): Approv
   };
 }
 
-export function toCommitters(commits: z.output<typeof commitListSchema>): Committer[] {
+export function toCommitters(commits: readonly z.output<typeof commitSchema>[]): Committer[] {
   const identities = new Map<string, Committer>();
   for (const commit of commits) {
     // Both the author and the committer wrote or shaped the change; either one counts as a committer.
@@ -117,7 +118,7 @@ export function toCommitters(commits: z.output<typeof commitListSchema>): Commit
 }
 
 /** The newest diff version's time; versions are compared by time, not by list order. */
-export function latestVersionTime(versions: z.output<typeof versionListSchema>): string | undefined {
+export function latestVersionTime(versions: readonly z.output<typeof versionSchema>[]): string | undefined {
   let latest: { text: string; time: number } | undefined;
   for (const version of versions) {
     const time = Date.parse(version.created_at);

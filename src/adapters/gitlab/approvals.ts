@@ -1,12 +1,13 @@
 /**
- * Approval facts from the GitLab API v4 through @gitbeaker (issue [2/8]). Only what the candidate rules need is
- * fetched; independent calls run in parallel and each kind starts its dependent calls as soon as it can, so a lookup
- * takes about the longest chain (deployments → deployment → users/members; MRs of the commit → approvals →
- * users/members), not the sum. Approval results are never cached; only group membership and user profiles are, briefly.
- * Every failure becomes BrokerError('upstream_unavailable'): nothing here can ever answer "approved" by default.
+ * Approval facts from the GitLab API v4 through @gitbeaker (the GitLab client's `approvals`, client.ts). Only what
+ * the candidate rules need is fetched; independent calls run in parallel and each kind starts its dependent calls as
+ * soon as it can, so a lookup takes about the longest chain (deployments → deployment → users/members; MRs of the
+ * commit → approvals → users/members), not the sum. Every list is narrowed and page-capped (paginate.ts), so one
+ * request spends a bounded number of calls. Approval results are never cached here; only group membership and user
+ * profiles are, briefly. Every failure is an error: nothing here can ever answer "approved" by default.
  */
-import { Commits, Deployments, GroupMembers, MergeRequestApprovals, MergeRequests, Users } from '@gitbeaker/rest';
-import { ZodError } from 'zod';
+import { setMaxListeners } from 'node:events';
+import type { Commits, Deployments, GroupMembers, MergeRequestApprovals, MergeRequests, Users } from '@gitbeaker/rest';
 import {
   mergeRequestMismatch,
   type ApprovalFacts,
@@ -16,61 +17,50 @@ import {
   type MergeRequestFacts,
 } from '../../core/approvals.js';
 import type { GitLabPrincipal } from '../../core/claims.js';
-import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { FactNeeds } from '../../core/policy/evaluate.js';
-import type { FactSource, TrustedIssuer } from '../../ports.js';
-import { gitbeakerHost } from './api-client.js';
 import * as api from './approval-responses.js';
-import { createRequester, deadlineOf, GitLabApiError, type InFlightTable } from './gitbeaker-requester.js';
-import { TtlCache } from './ttl-cache.js';
+import { pathId, withSignal } from './gitbeaker-requester.js';
+import { allPages, findInPages, pageOf, PER_PAGE } from './paginate.js';
+import { isNotFound, parseGitLab } from './translate.js';
+import type { TtlCache } from './ttl-cache.js';
 
-export interface GitLabApprovalSourceOptions {
-  /** The broker's read_api token for an issuer. Never logged, never part of an error. */
-  readonly fetchToken: (issuer: TrustedIssuer) => Promise<string> | string;
-  /** Deadline of one whole lookup, pagination included. */
-  readonly timeoutMs: number;
-  /** How long a (group, user) membership or a user profile is reused; default 30 s, 0 disables. */
-  readonly membershipTtlMs?: number;
-  /** Milliseconds since the epoch, for cache expiry; default Date.now. */
-  readonly clock?: () => number;
-}
-
-export type ApprovalSource = Pick<FactSource, 'approvals'>;
-
-const PER_PAGE = 100;
-
-type Config = ConstructorParameters<typeof Deployments<false>>[0] & { token: string; camelize: false };
-
-// gitbeaker passes unknown options through as query parameters; its types just do not list per_page for versions.
-const VERSIONS_PAGE = { perPage: PER_PAGE } as Parameters<MergeRequests['allDiffVersions']>[2];
-
-/** One request's view of the API: gitbeaker resources bound to its deadline, and its member lookups. */
-interface Lookup {
+/** One issuer's gitbeaker resources, built once by the client. */
+export interface ApprovalResources {
   readonly deployments: Deployments;
   readonly commits: Commits;
   readonly mergeRequests: MergeRequests;
   readonly mergeRequestApprovals: MergeRequestApprovals;
+  readonly groupMembers: GroupMembers;
+  readonly users: Users;
+}
+
+/** Brief caches shared by every lookup of one client: never approval results. */
+export interface ApprovalCaches {
+  readonly memberships: TtlCache<boolean>;
+  readonly profiles: TtlCache<api.ApiUser | null>;
+}
+
+/**
+ * Pages of one deployments search. Narrowed as GitLab's Deployments API allows: the token's environment, `running`
+ * (the job that holds the token is running, and so is its deployment), updated since shortly before the token was
+ * issued (the deployment turns `running` when its job starts; `updated_after` requires `order_by=updated_at`).
+ */
+export const DEPLOYMENT_PAGES = 3;
+/** Merge requests of a commit, MR commits and diff versions: past this a list fails closed. */
+export const LIST_PAGES = 10;
+/** Slack for the deployment's update time against the token's `iat` (clocks of GitLab's nodes, job start). */
+const UPDATED_SLACK_SECONDS = 600;
+
+// gitbeaker passes unknown options through as query parameters; its types just do not list these ones.
+type Options<F extends (...args: never[]) => unknown, I extends number> = NonNullable<Parameters<F>[I]>;
+
+/** One request's view of the API: the issuer's resources, the request's signal, and the approvers seen. */
+interface Lookup {
+  readonly api: ApprovalResources;
+  readonly signal: AbortSignal;
   /** Resolve the full profiles and group memberships of these approvers, recording memberships for the facts. */
   enrich(users: readonly ApprovalUser[]): Promise<Map<string, ApprovalUser>>;
   readonly members: Map<string, Set<string>>;
-}
-
-function isNotFound(error: unknown): boolean {
-  return error instanceof GitLabApiError && error.failure === 'status' && error.status === 404;
-}
-
-function translate(error: unknown): BrokerError {
-  if (isBrokerError(error)) return error;
-  let detail = 'GitLab approvals lookup failed';
-  let retryAfter: number | undefined;
-  if (error instanceof GitLabApiError) {
-    retryAfter = error.retryAfterSeconds;
-    const what = { unreachable: 'unreachable', timeout: 'timed out', not_json: 'answered with a body that is not JSON', status: `answered ${error.status ?? '?'}` }[error.failure];
-    detail = `${detail}: GitLab API ${what}`;
-  } else if (error instanceof ZodError) {
-    detail = `${detail}: unexpected GitLab API response`;
-  }
-  return new BrokerError('upstream_unavailable', detail, { cause: error, ...(retryAfter === undefined ? {} : { retryAfter }) });
 }
 
 /** Best MR for the token's commit: merged into the token's branch and producing the commit, else the closest miss. */
@@ -89,18 +79,23 @@ function projectOf(principal: GitLabPrincipal): string {
 }
 
 async function findDeploymentId(lookup: Lookup, principal: GitLabPrincipal, environment: string): Promise<number | null> {
-  // Newest first: the job's deployment is almost always on the first page, but a busy environment may push it further.
-  for (let page = 1; ; ) {
-    const response = (await lookup.deployments.all(projectOf(principal), {
-      environment, orderBy: 'id', sort: 'desc', perPage: PER_PAGE, page, showExpanded: true,
-    })) as unknown as { data: unknown; paginationInfo: { next: number | null } };
-    const match = api.deploymentListSchema.parse(response.data)
-      .find((item) => String(item.deployable?.id) === principal.job_id && item.environment?.name === environment);
-    if (match) return match.id;
-    const next = response.paginationInfo.next;
-    if (next === null || next <= page) return null;
-    page = next;
-  }
+  const project = projectOf(principal);
+  const query = {
+    environment,
+    status: 'running',
+    updatedAfter: new Date((principal.iat - UPDATED_SLACK_SECONDS) * 1000).toISOString(),
+    orderBy: 'updated_at',
+    sort: 'desc',
+    perPage: PER_PAGE,
+    showExpanded: true,
+  } as Options<Deployments['all'], 1>;
+  const match = await findInPages(
+    async (page) => pageOf(api.deploymentListItemSchema, await lookup.api.deployments.all(project, withSignal({ ...query, page }, lookup.signal)), 'projects/:id/deployments'),
+    (item) => String(item.deployable?.id) === principal.job_id && item.environment?.name === environment,
+    DEPLOYMENT_PAGES,
+  );
+  // Not within the pages looked at: the job has no deployment the broker can vouch for, which no rule counts as approved.
+  return match?.id ?? null;
 }
 
 async function deploymentFacts(lookup: Lookup, principal: GitLabPrincipal): Promise<DeploymentFacts | null> {
@@ -108,7 +103,11 @@ async function deploymentFacts(lookup: Lookup, principal: GitLabPrincipal): Prom
   if (environment === undefined) return null;
   const id = await findDeploymentId(lookup, principal, environment);
   if (id === null) return null;
-  const deployment = api.deploymentSchema.parse(await lookup.deployments.show(projectOf(principal), id));
+  const deployment = parseGitLab(
+    api.deploymentSchema,
+    await lookup.api.deployments.show(projectOf(principal), id, withSignal({}, lookup.signal)),
+    'projects/:id/deployments/:deployment_id',
+  );
   const approvals: DeploymentApproval[] = (deployment.approvals ?? []).flatMap((entry) =>
     entry.status === 'approved' || entry.status === 'rejected'
       ? [{ user: api.toApprovalUser(entry.user), status: entry.status, at: entry.created_at }]
@@ -125,8 +124,12 @@ async function deploymentFacts(lookup: Lookup, principal: GitLabPrincipal): Prom
 }
 
 async function mergeRequestFacts(lookup: Lookup, principal: GitLabPrincipal): Promise<MergeRequestFacts | null> {
-  const list = api.mergeRequestListSchema.parse(
-    await lookup.commits.allMergeRequests(projectOf(principal), principal.sha, { perPage: PER_PAGE }),
+  const project = projectOf(principal);
+  const { commits, mergeRequests, mergeRequestApprovals } = lookup.api;
+  const list = await allPages(
+    async (page) => pageOf(api.mergeRequestSchema, await commits.allMergeRequests(project, principal.sha, withSignal({ page, perPage: PER_PAGE, showExpanded: true } as Options<Commits['allMergeRequests'], 2>, lookup.signal)), 'projects/:id/repository/commits/:sha/merge_requests'),
+    LIST_PAGES,
+    'merge requests of the commit',
   );
   const chosen = chooseMergeRequest(list, principal);
   if (!chosen) return null;
@@ -143,125 +146,101 @@ async function mergeRequestFacts(lookup: Lookup, principal: GitLabPrincipal): Pr
   if (mergeRequestMismatch(base, principal) !== undefined) {
     return { ...base, committers: [], approvals: [], latestVersionAt: undefined };
   }
-  const project = projectOf(principal);
-  const approvalsDone = lookup.mergeRequestApprovals
-    .showConfiguration(project, { mergerequestIId: chosen.iid })
+  const approvalsDone = mergeRequestApprovals
+    .showConfiguration(project, withSignal({ mergerequestIId: chosen.iid }, lookup.signal))
     .then(async (body) => {
-      const approvals = api.mergeRequestApprovalsSchema.parse(body).approved_by
+      const approvals = parseGitLab(api.mergeRequestApprovalsSchema, body, 'projects/:id/merge_requests/:iid/approvals').approved_by
         .map((entry) => ({ user: api.toApprovalUser(entry.user), at: entry.approved_at ?? undefined }));
       const profiles = await lookup.enrich(approvals.map((entry) => entry.user));
       return approvals.map((entry) => ({ ...entry, user: profiles.get(entry.user.id) ?? entry.user }));
     });
-  const [approvals, commits, versions] = await Promise.all([
+  const [approvals, mrCommits, versions] = await Promise.all([
     approvalsDone,
-    lookup.mergeRequests.allCommits(project, chosen.iid, { perPage: PER_PAGE }).then((body) => api.commitListSchema.parse(body)),
-    lookup.mergeRequests.allDiffVersions(project, chosen.iid, VERSIONS_PAGE).then((body) => api.versionListSchema.parse(body)),
+    allPages(
+      async (page) => pageOf(api.commitSchema, await mergeRequests.allCommits(project, chosen.iid, withSignal({ page, perPage: PER_PAGE, showExpanded: true } as Options<MergeRequests['allCommits'], 2>, lookup.signal)), 'projects/:id/merge_requests/:iid/commits'),
+      LIST_PAGES,
+      'commits of the merge request',
+    ),
+    allPages(
+      async (page) => pageOf(api.versionSchema, await mergeRequests.allDiffVersions(project, chosen.iid, withSignal({ page, perPage: PER_PAGE, showExpanded: true } as Options<MergeRequests['allDiffVersions'], 2>, lookup.signal)), 'projects/:id/merge_requests/:iid/versions'),
+      LIST_PAGES,
+      'diff versions of the merge request',
+    ),
   ]);
-  return { ...base, committers: api.toCommitters(commits), approvals, latestVersionAt: api.latestVersionTime(versions) };
+  return { ...base, committers: api.toCommitters(mrCommits), approvals, latestVersionAt: api.latestVersionTime(versions) };
+}
+
+function startLookup(resources: ApprovalResources, caches: ApprovalCaches, scope: string, groups: readonly string[], signal: AbortSignal): Lookup {
+  const members = new Map<string, Set<string>>(groups.map((group) => [group, new Set<string>()]));
+
+  async function isMember(group: string, userId: string): Promise<boolean> {
+    const key = `${scope}\n${group}\n${userId}`;
+    let member = caches.memberships.get(key);
+    if (member === undefined) {
+      try {
+        const body = await resources.groupMembers.show(group, pathId(userId), withSignal({ includeInherited: true }, signal));
+        member = api.isActiveMember(parseGitLab(api.memberSchema, body, 'groups/:id/members/all/:user_id'));
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        member = false;
+      }
+      caches.memberships.set(key, member);
+    }
+    return member;
+  }
+
+  async function profile(userId: string): Promise<api.ApiUser | null> {
+    const key = `${scope}\n${userId}`;
+    let found = caches.profiles.get(key);
+    if (found === undefined) {
+      try {
+        found = parseGitLab(api.userSchema, await resources.users.show(pathId(userId), withSignal({}, signal)), 'users/:id');
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        found = null;
+      }
+      caches.profiles.set(key, found);
+    }
+    return found;
+  }
+
+  async function enrich(approvers: readonly ApprovalUser[]): Promise<Map<string, ApprovalUser>> {
+    // Blocked users and known bots never count, so they cost no calls.
+    const distinct = [...new Map(approvers.filter((user) => !user.blocked && !user.bot).map((user) => [user.id, user])).values()];
+    const enriched = await Promise.all(
+      distinct.map(async (user) => {
+        const [full] = await Promise.all([
+          profile(user.id),
+          ...groups.map(async (group) => {
+            if (await isMember(group, user.id)) members.get(group)?.add(user.id);
+          }),
+        ]);
+        return [user.id, api.withProfile(user, full ?? null)] as const;
+      }),
+    );
+    return new Map(enriched);
+  }
+
+  return { api: resources, signal, enrich, members };
 }
 
 /**
- * The `approvals` half of FactSource, backed by the GitLab REST API.
- * @example createGitLabApprovalSource({ fetchToken: (issuer) => tokens.get(issuer.issuer), timeoutMs: 5000 })
+ * The approval facts the candidate rules need, under the request's signal. `scope` keys the brief caches (the
+ * issuer's API URL: two issuers may share one GitLab).
+ * @example await lookupApprovals(resources, caches, issuer.apiUrl, principal, needs, signal)
  */
-export function createGitLabApprovalSource(options: GitLabApprovalSourceOptions): ApprovalSource {
-  const clock = options.clock ?? Date.now;
-  const ttl = options.membershipTtlMs ?? 30_000;
-  const memberships = new TtlCache<boolean>(ttl, clock);
-  const profiles = new TtlCache<api.ApiUser | null>(ttl, clock);
-  const inFlight: InFlightTable = new Map();
-
-  function lookupFor(issuer: TrustedIssuer, token: string, groups: readonly string[], signal: AbortSignal): Lookup {
-    const config: Config = {
-      host: gitbeakerHost(issuer.apiUrl),
-      token,
-      camelize: false,
-      queryTimeout: null,
-      rateLimits: {},
-      requesterFn: createRequester({ signal, inFlight, maxMs: options.timeoutMs }),
-    };
-    const groupMembers = new GroupMembers(config);
-    const users = new Users(config);
-    const members = new Map<string, Set<string>>(groups.map((group) => [group, new Set<string>()]));
-    const scope = issuer.apiUrl;
-
-    async function isMember(group: string, userId: string): Promise<boolean> {
-      const key = `${scope}\n${group}\n${userId}`;
-      let member = memberships.get(key);
-      if (member === undefined) {
-        try {
-          member = api.isActiveMember(api.memberSchema.parse(await groupMembers.show(group, Number(userId), { includeInherited: true })));
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-          member = false;
-        }
-        memberships.set(key, member);
-      }
-      return member;
-    }
-
-    async function profile(userId: string): Promise<api.ApiUser | null> {
-      const key = `${scope}\n${userId}`;
-      let found = profiles.get(key);
-      if (found === undefined) {
-        try {
-          found = api.userSchema.parse(await users.show(Number(userId)));
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-          found = null;
-        }
-        profiles.set(key, found);
-      }
-      return found;
-    }
-
-    async function enrich(approvers: readonly ApprovalUser[]): Promise<Map<string, ApprovalUser>> {
-      // Blocked users and known bots never count, so they cost no calls.
-      const distinct = [...new Map(approvers.filter((user) => !user.blocked && !user.bot).map((user) => [user.id, user])).values()];
-      const enriched = await Promise.all(
-        distinct.map(async (user) => {
-          const [full] = await Promise.all([
-            profile(user.id),
-            ...groups.map(async (group) => {
-              if (await isMember(group, user.id)) members.get(group)?.add(user.id);
-            }),
-          ]);
-          return [user.id, api.withProfile(user, full ?? null)] as const;
-        }),
-      );
-      return new Map(enriched);
-    }
-
-    return {
-      deployments: new Deployments(config),
-      commits: new Commits(config),
-      mergeRequests: new MergeRequests(config),
-      mergeRequestApprovals: new MergeRequestApprovals(config),
-      enrich,
-      members,
-    };
-  }
-
+export async function lookupApprovals(
+  resources: ApprovalResources, caches: ApprovalCaches, scope: string, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal,
+): Promise<ApprovalFacts> {
+  setMaxListeners(0, signal); // every parallel call of the lookup listens to it; dozens are expected, not a leak
+  const lookup = startLookup(resources, caches, scope, needs.groups, signal);
+  const [deployment, mergeRequest] = await Promise.all([
+    needs.deploymentApprovals ? deploymentFacts(lookup, principal) : undefined,
+    needs.mergeRequestApprovals ? mergeRequestFacts(lookup, principal) : undefined,
+  ]);
   return {
-    async approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal): Promise<ApprovalFacts> {
-      if (!needs.deploymentApprovals && !needs.mergeRequestApprovals) return {};
-      const { deadline, end } = deadlineOf(signal, options.timeoutMs);
-      try {
-        const lookup = lookupFor(issuer, await options.fetchToken(issuer), needs.groups, deadline);
-        const [deployment, mergeRequest] = await Promise.all([
-          needs.deploymentApprovals ? deploymentFacts(lookup, principal) : undefined,
-          needs.mergeRequestApprovals ? mergeRequestFacts(lookup, principal) : undefined,
-        ]);
-        return {
-          ...(deployment === undefined ? {} : { deployment }),
-          ...(mergeRequest === undefined ? {} : { mergeRequest }),
-          groupMembers: lookup.members,
-        };
-      } catch (error) {
-        throw translate(error);
-      } finally {
-        end(); // also on the first failure, so sibling calls stop instead of running on after the answer is known
-      }
-    },
+    ...(deployment === undefined ? {} : { deployment }),
+    ...(mergeRequest === undefined ? {} : { mergeRequest }),
+    groupMembers: lookup.members,
   };
 }

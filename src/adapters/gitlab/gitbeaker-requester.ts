@@ -1,37 +1,62 @@
 /**
- * A `requesterFn` for @gitbeaker resources, replacing @gitbeaker/rest's default. Why not the default: it cannot take
- * a per-request AbortSignal (only a per-resource queryTimeout), it retries 429 ten times in ~250 ms, follows
- * redirects (a custom PRIVATE-TOKEN header survives a cross-host redirect), returns HTML bodies as strings, and its
- * errors carry the Request object whose headers hold the API token. This one: GET only, the caller's deadline,
- * no redirects, JSON only, errors that name a path and a status and nothing else, `Link` and `x-next-page`
- * normalised so gitbeaker's pagination follows either, and identical in-flight GETs coalesced (never cached).
+ * The one `requesterFn` the GitLab client gives its @gitbeaker resources, replacing @gitbeaker/rest's default. Why
+ * not the default: it cannot take a per-request AbortSignal (only a per-resource queryTimeout), it retries 429 ten
+ * times in ~250 ms, follows redirects (a custom PRIVATE-TOKEN header survives a cross-host redirect), returns HTML
+ * bodies as strings, and its errors carry the Request object whose headers hold the API token. This one: GET only,
+ * over the client's transport (http-get.ts: no redirects, JSON only, a bounded body), the request's signal, errors
+ * that name a path and a status and nothing else, `Link` and `x-next-page` normalised so either drives pagination,
+ * and (for approval lookups) identical in-flight GETs coalesced, never cached.
+ *
+ * gitbeaker hands a requester only the query options of a call, so the request's signal travels there, under the
+ * SIGNAL key (see `withSignal`); a call without one is our own mistake and throws.
  */
-import { hash } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
-import { getJson, GitLabApiError, type GitbeakerRequesterFn, type JsonResponse, queryString, type Requester, resolveHeaders, type ResourceOptions, targetOf, unsupported } from './http-get.js';
+import type { Deployments } from '@gitbeaker/rest';
+import { GitLabApiError, type GitLabTransport, type JsonResponse } from './http-get.js';
 
-export { GitLabApiError, type GitLabFailure } from './http-get.js';
+type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
+export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
+type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
+type Requester = ReturnType<GitbeakerRequesterFn>;
+
+/** The query-option key that carries a call's AbortSignal to the requester; never sent to GitLab. */
+const SIGNAL = 'brokerSignal';
+
+/**
+ * gitbeaker call options plus the request's signal.
+ * @example jobs.show(project, jobId, withSignal({}, signal))
+ */
+export function withSignal<T extends object>(options: T, signal: AbortSignal): T {
+  return { ...options, [SIGNAL]: signal };
+}
+
+/** gitbeaker types ids as numbers but only interpolates them into the path: ids stay the strings GitLab sent. */
+export function pathId(id: string): number {
+  return id as unknown as number;
+}
+
+export interface RequesterOptions {
+  readonly transport: GitLabTransport;
+  /** The broker's read_api token for this issuer ('' for none: public projects only). Never part of an error. */
+  readonly token: string;
+  /** Bound on the wait for the headers and on each gap in a body (config `gitlab[].requestTimeout`). */
+  readonly requestTimeoutMs: number;
+  /**
+   * Share identical in-flight GETs (approval lookups: concurrent requests of one pipeline ask the same things). Off
+   * for job lookups, one per request and distinct per job, where the bookkeeping would only cost CPU on every exchange.
+   */
+  readonly coalesce: boolean;
+}
 
 interface InFlight {
   readonly promise: Promise<JsonResponse>;
-  readonly controller: AbortController;
+  /** Ends the shared GET: no AbortController per call (a signal costs ~3.5 µs to create, on every exchange). */
+  readonly stop: () => void;
   waiters: number;
-}
-
-/** Shared by every request of one broker: only in-flight GETs live here, removed as soon as they settle. */
-export type InFlightTable = Map<string, InFlight>;
-
-export interface RequesterOptions {
-  /** The request's deadline (and the caller's abort). */
-  readonly signal: AbortSignal;
-  readonly inFlight: InFlightTable;
-  /** Upper bound of a shared fetch, so one that outlives every waiter is still stopped. */
-  readonly maxMs: number;
 }
 
 const NEXT_LINK = /<([^>]+)>;\s*rel="next"/;
 
-/** Make `Link: rel="next"` and `x-next-page` imply each other; gitbeaker follows Link and reports x-next-page. */
+/** Make `Link: rel="next"` and `x-next-page` imply each other; the paginator reads x-next-page. */
 function normalisePagination(url: URL, headers: Record<string, string>): void {
   const nextPage = headers['x-next-page']?.trim();
   const link = headers.link ?? '';
@@ -46,103 +71,99 @@ function normalisePagination(url: URL, headers: Record<string, string>): void {
   }
 }
 
-/**
- * One GET through the shared GitLab transport (http-get.ts: undici's pools, kept-alive sockets), not fetch: Node 20's
- * fetch cost ~300 µs more CPU per call, and an approval-gated exchange makes several (docs/performance.md). Same rules
- * as before: no redirects, the deadline's signal, JSON only, errors that name a path and a status. The response's
- * header record is its own (built per response), so pagination is normalised in place.
- */
-async function fetchJson(url: URL, headers: Record<string, string>, signal: AbortSignal, maxMs: number): Promise<JsonResponse> {
-  const response = await getJson(targetOf(url), headers, maxMs, signal);
-  normalisePagination(url, response.headers);
-  return response;
+/** Relative API paths as gitbeaker builds them (ids and names URI-encoded); nothing that could leave /api/v4/. */
+const API_ENDPOINT = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_%.~-]+(?:\/[A-Za-z0-9_%.~-]+)*$/;
+
+function decamelize(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }
 
-/** Wait for a shared fetch, leaving it (and aborting it when nobody else waits) when this caller's deadline fires. */
-function join(table: InFlightTable, key: string, entry: InFlight, signal: AbortSignal, path: string): Promise<JsonResponse> {
+/**
+ * gitbeaker's query options as GitLab's query string: snake_case keys, sorted (one key per distinct query, whatever
+ * order gitbeaker built it in), '' when there are none, and the signal taken out.
+ */
+function queryOf(searchParams: Record<string, unknown> | undefined): { query: string; signal: AbortSignal | undefined } {
+  let query: URLSearchParams | undefined;
+  let signal: AbortSignal | undefined;
+  for (const [key, value] of searchParams ? Object.entries(searchParams) : []) {
+    if (key === SIGNAL && value instanceof AbortSignal) {
+      signal = value;
+      continue;
+    }
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
+    (query ??= new URLSearchParams()).set(decamelize(key), String(value));
+  }
+  if (query === undefined) return { query: '', signal };
+  query.sort();
+  return { query: `?${query.toString()}`, signal };
+}
+
+/**
+ * Wait for a shared fetch, leaving it (and stopping it when nobody else waits) when this caller's signal fires. The
+ * first waiter to see it settle removes it from the table, and lists get their pagination headers normalised.
+ */
+function join(table: Map<string, InFlight>, key: string, entry: InFlight, signal: AbortSignal, url: () => URL): Promise<JsonResponse> {
   entry.waiters += 1;
   return new Promise<JsonResponse>((resolve, reject) => {
-    const leave = (): void => {
+    let waiting = true;
+    /** false when this caller had already left. A settled or abandoned fetch leaves the table. */
+    const leave = (settled: boolean): boolean => {
+      if (!waiting) return false;
+      waiting = false;
       signal.removeEventListener('abort', onAbort);
       entry.waiters -= 1;
+      if ((settled || entry.waiters === 0) && table.get(key) === entry) table.delete(key);
+      return true;
     };
     const onAbort = (): void => {
-      leave();
-      if (entry.waiters === 0) {
-        entry.controller.abort();
-        if (table.get(key) === entry) table.delete(key); // a later caller must not join an aborted fetch
-      }
-      reject(new GitLabApiError('timeout', path, undefined, undefined));
+      leave(false);
+      if (entry.waiters === 0) entry.stop(); // nobody else waits: stop it
+      reject(new GitLabApiError('timeout', url().pathname, undefined, undefined));
     };
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
+    if (signal.aborted) return void onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     entry.promise.then(
-      (value) => {
-        leave();
-        resolve(value);
+      (response) => {
+        if (!leave(true)) return;
+        // Only lists page; a single object (the job lookup on every exchange) skips the URL parsing.
+        if (response.headers.link !== undefined || response.headers['x-next-page'] !== undefined) normalisePagination(url(), response.headers);
+        resolve(response);
       },
       (error: unknown) => {
-        leave();
-        reject(error instanceof Error ? error : new Error(String(error)));
+        if (leave(true)) reject(error instanceof Error ? error : new Error(String(error)));
       },
     );
   });
 }
 
-/**
- * The caller's signal plus our own timeout, as one signal with strong references. Not AbortSignal.any with
- * AbortSignal.timeout: Node 20 holds those sources weakly, and a collected timeout signal never fires.
- */
-export function deadlineOf(parent: AbortSignal, timeoutMs: number): { deadline: AbortSignal; end: () => void } {
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal); // every parallel call listens to it; dozens are expected, not a leak
-  const onParent = (): void => controller.abort(parent.reason);
-  const timer = setTimeout(() => controller.abort(new DOMException('GitLab approvals lookup deadline', 'TimeoutError')), timeoutMs);
-  if (parent.aborted) onParent();
-  else parent.addEventListener('abort', onParent, { once: true });
-  return {
-    deadline: controller.signal,
-    end() {
-      clearTimeout(timer);
-      parent.removeEventListener('abort', onParent);
-      controller.abort();
-    },
-  };
+function unsupported(): never {
+  throw new TypeError('the GitLab requester is read-only');
 }
 
 /**
- * Build a gitbeaker `requesterFn` bound to one request's deadline.
- * @example new Deployments({ host, token, requesterFn: createRequester({ signal, inFlight, maxMs: 5000 }) })
+ * Build the `requesterFn` of one issuer's resources. Build them without a token option: the requester sends the token
+ * itself, so no call awaits gitbeaker's async auth-header functions.
+ * @example new Jobs({ host, camelize: false, queryTimeout: null, rateLimits: {}, requesterFn: createRequesterFn({ transport, token, requestTimeoutMs: 5000, coalesce: false }) })
  */
-export function createRequester(options: RequesterOptions): GitbeakerRequesterFn {
+export function createRequesterFn(options: RequesterOptions): GitbeakerRequesterFn {
+  const inFlight = new Map<string, InFlight>();
   return (resource: ResourceOptions): Requester => {
-    const get = async (endpoint: string, requestOptions?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
-      const url = new URL(endpoint, resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
-      url.search = queryString(requestOptions?.searchParams);
-      const headers = await resolveHeaders(resource);
-      const path = url.pathname;
-      // The key separates tokens without holding one: two issuers may share an API host.
-      const credential = hash('sha256', JSON.stringify(headers), 'base64url');
-      const key = `${credential} ${url.href}`;
-      const table = options.inFlight;
-      let entry = table.get(key);
-      if (!entry) {
-        const controller = new AbortController();
-        // A plain timer, not AbortSignal.timeout: Node 20 can collect an unreferenced timeout signal before it fires.
-        const timer = setTimeout(() => controller.abort(), options.maxMs);
-        const created: InFlight = { promise: fetchJson(url, headers, controller.signal, options.maxMs), controller, waiters: 0 };
-        const forget = (): void => {
-          clearTimeout(timer);
-          if (table.get(key) === created) table.delete(key);
-        };
-        created.promise.then(forget, forget); // also keeps an abandoned fetch's rejection from going unhandled
-        table.set(key, created);
-        entry = created;
+    const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
+    const headers: Record<string, string> = { accept: 'application/json', ...resource.headers, ...(options.token ? { 'private-token': options.token } : {}) };
+    const get = (endpoint: string, requestOptions?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
+      if (!API_ENDPOINT.test(endpoint)) throw new TypeError(`unexpected GitLab API endpoint ${JSON.stringify(endpoint)}`);
+      const { query, signal } = queryOf(requestOptions?.searchParams);
+      if (signal === undefined) throw new TypeError('a GitLab API call without the request signal');
+      const key = `${base.pathname}${endpoint}${query}`;
+      if (!options.coalesce) return options.transport.getJson({ origin: base.origin, path: key }, headers, options.requestTimeoutMs, signal);
+      let entry = inFlight.get(key);
+      if (entry === undefined) {
+        const pending = options.transport.start({ origin: base.origin, path: key }, headers, options.requestTimeoutMs);
+        entry = { promise: pending.promise, stop: pending.stop, waiters: 0 };
+        inFlight.set(key, entry);
       }
-      return join(table, key, entry, options.signal, path);
+      return join(inFlight, key, entry, signal, () => new URL(key, base.origin));
     };
     return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
   };

@@ -1,19 +1,15 @@
 /**
- * GitLab API GETs over undici's connection pools (kept-alive sockets), for every GitLab call the broker makes: the job
- * lookup on each exchange (a requester for single-object resources, below) and the approvals requester's transport
- * (gitbeaker-requester.ts, which adds pagination and coalescing). Not fetch, which puts WHATWG streams on top of the
+ * GitLab API GETs over undici's connection pools (kept-alive sockets), for every GitLab call the broker makes, under
+ * the one requester (gitbeaker-requester.ts) that the GitLab client (client.ts) gives its gitbeaker resources. Not fetch, which puts WHATWG streams on top of the
  * same client (~300 µs more CPU per call), and not node:http, whose request and response objects cost ~70 µs more CPU
  * per job lookup under load than undici's dispatcher (docs/performance.md).
  * The rules: GET only, a deadline, no redirects (a 3xx is refused as unreachable, so a PRIVATE-TOKEN header never
  * reaches another host), JSON only, a bounded body, and errors that name a path and a status and nothing else.
  */
 import { Pool, errors } from 'undici';
-import type { Deployments } from '@gitbeaker/rest';
 
-type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
-export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
-
-export type GitLabFailure = 'unreachable' | 'timeout' | 'status' | 'not_json';
+/** `shape`: a JSON answer that is not the document asked for (GitLab's `null` included). */
+export type GitLabFailure = 'unreachable' | 'timeout' | 'status' | 'not_json' | 'shape';
 
 /** A failed GitLab API call. Holds no headers and no query string, so logging it cannot leak the token. */
 export class GitLabApiError extends Error {
@@ -28,14 +24,6 @@ export class GitLabApiError extends Error {
     super(`GitLab API ${path}: ${failure}${status === undefined ? '' : ` ${status}`}`, options);
   }
 }
-
-/** Our requesters only read: any other method is our own mistake. */
-export function unsupported(): never {
-  throw new TypeError('the GitLab requester is read-only');
-}
-
-export type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
-export type Requester = ReturnType<GitbeakerRequesterFn>;
 
 export interface JsonResponse {
   readonly body: unknown;
@@ -64,20 +52,6 @@ export function targetOf(url: URL): Target {
   return { origin: url.origin, path: `${url.pathname}${url.search}` };
 }
 
-// One connection pool per GitLab origin, for the life of the process. undici closes sockets idle for longer than the
-// keep-alive timeout and unrefs idle ones, so a pool never keeps the process alive. Redirects are never followed: a
-// bare Pool.dispatch has no redirect handler, and a 3xx is refused below.
-const pools = new Map<string, Pool>();
-
-function poolFor(origin: string): Pool {
-  let pool = pools.get(origin);
-  if (pool === undefined) {
-    pool = new Pool(origin, { connections: 64, maxResponseSize: MAX_BODY_BYTES, keepAliveTimeout: 4_000 });
-    pools.set(origin, pool);
-  }
-  return pool;
-}
-
 /**
  * Response headers as one lowercase record (a repeated header joined with ", ", as node:http does for most), without a
  * prototype as node:http's own, so a header named like an Object.prototype member is just a header.
@@ -98,18 +72,26 @@ function failureOf(error: Error, aborted: boolean): GitLabFailure {
   return 'unreachable';
 }
 
+
 const ABORTED = 'GitLab API call aborted';
+
+/** A GET under way: its answer, and `stop` to end it early (it then fails as `timeout`). */
+export interface PendingGet {
+  readonly promise: Promise<JsonResponse>;
+  stop(): void;
+}
 
 /**
  * GET `target` as JSON through undici's dispatcher: no stream per response, the chunks are kept and parsed once at the
  * end. `timeoutMs` bounds the wait for the headers and each gap in the body, so an abandoned call still ends;
- * `signal` (optional) stops it earlier. Callers without a signal race their own deadline (gatherFacts). A redirect is
- * refused, never followed: a PRIVATE-TOKEN header must not reach another host.
+ * `signal` (the request's deadline) or `stop` ends it earlier. A redirect is refused, never followed: a PRIVATE-TOKEN
+ * header must not reach another host.
  */
-export function getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse> {
+function startGet(pool: Pool, target: Target, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined): PendingGet {
   const query = target.path.indexOf('?');
   const path = query < 0 ? target.path : target.path.slice(0, query);
-  return new Promise<JsonResponse>((resolve, reject) => {
+  let stop: () => void = () => {};
+  const promise = new Promise<JsonResponse>((resolve, reject) => {
     let settled = false;
     let aborted = false;
     let cancel: ((err?: Error) => void) | undefined;
@@ -128,12 +110,13 @@ export function getJson(target: Target, headers: Record<string, string>, timeout
       cancel?.(new Error(ABORTED));
       settle(new GitLabApiError('timeout', path, undefined, undefined));
     };
+    stop = onAbort;
     if (signal?.aborted) {
       settle(new GitLabApiError('timeout', path, undefined, undefined));
       return;
     }
     signal?.addEventListener('abort', onAbort, { once: true });
-    poolFor(target.origin).dispatch(
+    pool.dispatch(
       { method: 'GET', path: target.path, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
       {
         onConnect(abort) {
@@ -174,63 +157,47 @@ export function getJson(target: Target, headers: Record<string, string>, timeout
       },
     );
   });
+  return { promise, stop: () => stop() };
 }
 
-/** Relative API paths as gitbeaker builds them (ids and names URI-encoded); nothing that could leave /api/v4/. */
-const API_ENDPOINT = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_%.~-]+(?:\/[A-Za-z0-9_%.~-]+)*$/;
-
-function decamelize(key: string): string {
-  return key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
-}
-
-/**
- * gitbeaker's query options as GitLab's query string: snake_case keys, sorted (one key per distinct query, whatever
- * order gitbeaker built it in), '' when there are none (no URLSearchParams built on the job lookup's hot path).
- */
-export function queryString(searchParams: Record<string, unknown> | undefined): string {
-  let query: URLSearchParams | undefined;
-  for (const [key, value] of searchParams ? Object.entries(searchParams) : []) {
-    if (value === undefined || value === null) continue;
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`unsupported query parameter ${key}`);
-    (query ??= new URLSearchParams()).set(decamelize(key), String(value));
-  }
-  if (query === undefined) return '';
-  query.sort();
-  return query.toString();
-}
-
-/** The request headers of a gitbeaker resource: its own, its auth header resolved, and `accept: application/json`. */
-export async function resolveHeaders(resource: ResourceOptions): Promise<Record<string, string>> {
-  const headers: Record<string, string> = { accept: 'application/json', ...resource.headers };
-  for (const [name, value] of Object.entries(resource.authHeaders)) headers[name] = await value();
-  return headers;
+/** GETs over one connection pool per GitLab origin, owned by one GitLab client and closed with it. */
+export interface GitLabTransport {
+  getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse>;
+  /** A GET that callers sharing it stop themselves (the requester's coalescing): no AbortSignal of its own. */
+  start(target: Target, headers: Record<string, string>, timeoutMs: number): PendingGet;
+  /** Close every pool; calls still running fail as unreachable. */
+  close(): Promise<void>;
 }
 
 /**
- * A requester for resources that GET one object (no pagination, no coalescing), shared by every request: the socket is
- * bounded by `timeoutMs` and callers race their own deadline.
- * @example new Jobs({ host, token, queryTimeout: null, rateLimits: {}, requesterFn: createHttpGetRequester(5000) })
+ * A transport whose pools live as long as it does. undici closes sockets idle past the keep-alive timeout and unrefs
+ * idle ones, so an open pool never keeps the process alive; `close` ends them at shutdown. Redirects are never
+ * followed: a bare Pool.dispatch has no redirect handler, and a 3xx is refused above.
+ * @example const transport = createTransport(); await transport.getJson(targetOf(url), headers, 5000, signal); await transport.close();
  */
-export function createHttpGetRequester(timeoutMs: number): GitbeakerRequesterFn {
-  return (resource: ResourceOptions): Requester => {
-    const base = new URL(resource.url.endsWith('/') ? resource.url : `${resource.url}/`);
-    const origin = base.origin;
-    // Resolved once per client (the broker builds its clients with the fixed read_api token it read at start): the
-    // pending promise first, then the plain object itself, so later calls do not wait a microtask for it.
-    let headers: Promise<Record<string, string>> | Record<string, string> | undefined;
-    const get = async (endpoint: string, options?: { searchParams?: Record<string, unknown> }): Promise<JsonResponse> => {
-      if (!API_ENDPOINT.test(endpoint)) throw new TypeError(`unexpected GitLab API endpoint ${JSON.stringify(endpoint)}`);
-      const query = queryString(options?.searchParams);
-      headers ??= resolveHeaders(resource).then(
-        (value) => (headers = value),
-        (err: unknown) => {
-          headers = undefined;
-          throw err;
-        },
-      );
-      const search = query ? `?${query}` : '';
-      return getJson({ origin, path: `${base.pathname}${endpoint}${search}` }, headers instanceof Promise ? await headers : headers, timeoutMs);
-    };
-    return { get, post: unsupported, put: unsupported, patch: unsupported, delete: unsupported } as unknown as Requester;
+export function createTransport(): GitLabTransport {
+  const pools = new Map<string, Pool>();
+  let closed = false;
+  const begin = (target: Target, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined): PendingGet => {
+    if (closed) {
+      const refused = Promise.reject(new GitLabApiError('unreachable', target.path.split('?')[0] ?? '', undefined, undefined, { cause: { message: 'the GitLab client is closed' } }));
+      return { promise: refused, stop: () => {} };
+    }
+    let pool = pools.get(target.origin);
+    if (pool === undefined) {
+      pool = new Pool(target.origin, { connections: 64, maxResponseSize: MAX_BODY_BYTES, keepAliveTimeout: 4_000 });
+      pools.set(target.origin, pool);
+    }
+    return startGet(pool, target, headers, timeoutMs, signal);
+  };
+  return {
+    getJson: (target, headers, timeoutMs, signal) => begin(target, headers, timeoutMs, signal).promise,
+    start: (target, headers, timeoutMs) => begin(target, headers, timeoutMs, undefined),
+    async close() {
+      closed = true;
+      const open = [...pools.values()];
+      pools.clear();
+      await Promise.all(open.map((pool) => pool.destroy()));
+    },
   };
 }

@@ -8,8 +8,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
+import type { z } from 'zod';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
 import { GRANT_KINDS, GRANTS, isGrantKind, type GrantKind, type JobMaterial } from '../../core/grants.js';
+import {
+  exchangeResponseSchema, explainResponseSchema, firstIssue, problemSchema, type ExchangeResponse, type ExplainResponse, type Problem,
+} from '../../core/exchange-response.js';
+import { missingFieldText } from '../../core/json-path.js';
 import { EXIT, formatTable } from '../output.js';
 
 class UsageError extends Error {}
@@ -48,7 +53,7 @@ export function exchangeBody(wanted: WantedGrants, material: JobMaterial): { gra
 
 interface BrokerReply {
   readonly status: number;
-  readonly body: Record<string, unknown>;
+  readonly body: unknown;
 }
 
 async function callBroker(broker: string, path: string, idToken: string, body: unknown, timeoutSeconds: number): Promise<BrokerReply> {
@@ -60,37 +65,44 @@ async function callBroker(broker: string, path: string, idToken: string, body: u
     redirect: 'error',
   });
   const text = await response.text();
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return { status: response.status, body: JSON.parse(text) as unknown };
   } catch {
-    parsed = { detail: `the broker answered ${response.status} with a non-JSON body` };
+    return { status: response.status, body: undefined };
   }
-  return { status: response.status, body: typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {} };
 }
 
-const text = (value: unknown): string => (value === undefined || value === null ? '' : String(value));
-const list = (value: unknown): Record<string, unknown>[] => (Array.isArray(value) ? (value as Record<string, unknown>[]) : []);
+/** A broker answer that is not what the contract says (src/core/exchange-response.ts): nothing is written. */
+class UnexpectedAnswer extends Error {}
+
+/** The broker's answer read through the shared schema, or UnexpectedAnswer naming the JSON path. */
+function answerOf<T>(schema: z.ZodType<T>, reply: BrokerReply, what: string): T {
+  const parsed = schema.safeParse(reply.body, { error: missingFieldText });
+  if (!parsed.success) throw new UnexpectedAnswer(`the broker answered ${reply.status} with an unexpected ${what}: ${firstIssue(parsed.error)}`);
+  return parsed.data;
+}
 
 /** The /v1/explain answer as a table of every failed condition, requirement and grant, per applicable rule. */
-export function formatExplanation(explanation: Record<string, unknown>): string {
+export function formatExplanation(explanation: ExplainResponse): string {
   const rows: string[][] = [];
-  for (const evaluation of list(explanation.evaluations)) {
-    const rule = text(evaluation.rule);
-    for (const condition of list(evaluation.conditions).filter((item) => item.ok !== true)) {
-      rows.push([rule, text(condition.name), text(condition.expected), text(condition.actual)]);
+  for (const evaluation of explanation.evaluations) {
+    for (const condition of evaluation.conditions.filter((item) => !item.ok)) {
+      rows.push([evaluation.rule, condition.name, condition.expected, condition.actual ?? '(absent)']);
     }
-    for (const check of [...list(evaluation.requirements), ...list(evaluation.grants)].filter((item) => item.ok !== true)) {
-      rows.push([rule, text(check.name), 'ok', text(check.detail)]);
+    for (const check of [...evaluation.requirements, ...evaluation.grants].filter((item) => !item.ok)) {
+      rows.push([evaluation.rule, check.name, 'ok', check.detail]);
     }
   }
   return rows.length === 0 ? 'no rule applies to this project' : formatTable(['RULE', 'CONDITION', 'EXPECTED', 'PIPELINE HAD'], rows);
 }
 
-/** A problem+json denial: code, detail and the reasons table. */
-export function formatProblem(problem: Record<string, unknown>): string {
-  const head = `denied: ${text(problem.code) || 'error'}: ${text(problem.detail) || text(problem.title)}`;
-  const reasons = list(problem.reasons).map((reason) => [text(reason.rule), text(reason.name), text(reason.detail)]);
+/** A refusal: a problem+json's code, detail and reasons table, or the status alone when the body is not one. */
+export function formatProblem(reply: BrokerReply): string {
+  const parsed = problemSchema.safeParse(reply.body);
+  if (!parsed.success) return `denied: the broker answered ${reply.status} without a problem+json body`;
+  const problem: Problem = parsed.data;
+  const head = `denied: ${problem.code}: ${problem.detail}`;
+  const reasons = (problem.reasons ?? []).map((reason) => [reason.rule, reason.name, reason.detail]);
   return reasons.length === 0 ? head : `${head}\n${formatTable(['RULE', 'CHECK', 'DETAIL'], reasons)}`;
 }
 
@@ -99,9 +111,9 @@ function exitCodeFor(status: number): number {
 }
 
 /** Write each granted kind's files (CONTRACT.md §5) and return the dotenv entries that point at them. */
-async function writeCredentials(out: string, reply: Record<string, unknown>, material: JobMaterial): Promise<[string, string][]> {
-  const grants = (reply.grants ?? {}) as Record<string, unknown>;
-  const env: [string, string][] = [['OIDC_BROKER_DIR', out], ['OIDC_BROKER_RULE', text(reply.rule)], ['OIDC_BROKER_REQUEST_ID', text(reply.requestId)]];
+async function writeCredentials(out: string, reply: ExchangeResponse, material: JobMaterial): Promise<[string, string][]> {
+  const grants: Readonly<Record<string, unknown>> = reply.grants;
+  const env: [string, string][] = [['OIDC_BROKER_DIR', out], ['OIDC_BROKER_RULE', reply.rule], ['OIDC_BROKER_REQUEST_ID', reply.requestId]];
   await mkdir(out, { recursive: true, mode: 0o700 });
   for (const kind of GRANT_KINDS) {
     if (grants[kind] === undefined) continue;
@@ -152,6 +164,11 @@ async function run(body: () => Promise<number>): Promise<void> {
       process.exitCode = EXIT.upstream;
       return;
     }
+    if (err instanceof UnexpectedAnswer) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = EXIT.upstream;
+      return;
+    }
     const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
     process.stderr.write(`the broker could not be reached: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`);
     process.exitCode = EXIT.upstream;
@@ -165,18 +182,20 @@ async function exchange(flags: CommonFlags & { out: string; dotenv?: string }): 
   const body = exchangeBody(wanted, material);
   const reply = await callBroker(flags.broker, 'v1/exchange', idToken, body, flags.timeout);
   if (reply.status !== 200) {
-    process.stderr.write(`${formatProblem(reply.body)}\n`);
+    process.stderr.write(`${formatProblem(reply)}\n`);
     if (reply.status === 403) {
       const explained = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout).catch(() => undefined);
-      if (explained?.status === 200) process.stderr.write(`${formatExplanation(explained.body)}\n`);
+      const explanation = explained?.status === 200 ? explainResponseSchema.safeParse(explained.body) : undefined;
+      if (explanation?.success) process.stderr.write(`${formatExplanation(explanation.data)}\n`);
     }
     return exitCodeFor(reply.status);
   }
+  const answer = answerOf(exchangeResponseSchema, reply, 'exchange response');
   const out = resolve(flags.out);
-  const env = await writeCredentials(out, reply.body, material);
+  const env = await writeCredentials(out, answer, material);
   if (flags.dotenv) await writeDotenv(resolve(flags.dotenv), env);
-  const granted = Object.keys((reply.body.grants ?? {}) as object).join(', ');
-  process.stderr.write(`rule ${text(reply.body.rule)} granted ${granted}; credentials in ${out}\n`);
+  const granted = Object.keys(answer.grants).join(', ');
+  process.stderr.write(`rule ${answer.rule} granted ${granted}; credentials in ${out}\n`);
   return EXIT.ok;
 }
 
@@ -186,14 +205,15 @@ async function gate(flags: CommonFlags): Promise<number> {
   const body = exchangeBody(wanted, { csrPem: needsKeyPair(wanted) ? generateKeyAndRequest().csrPem : undefined });
   const reply = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout);
   if (reply.status !== 200) {
-    process.stderr.write(`${formatProblem(reply.body)}\n`);
+    process.stderr.write(`${formatProblem(reply)}\n`);
     return exitCodeFor(reply.status);
   }
-  if (reply.body.allowed === true) {
-    process.stdout.write(`allowed by rule ${text(reply.body.rule)}\n`);
+  const explanation = answerOf(explainResponseSchema, reply, 'explain response');
+  if (explanation.allowed) {
+    process.stdout.write(`allowed by rule ${explanation.rule ?? ''}\n`);
     return EXIT.ok;
   }
-  process.stderr.write(`not allowed:\n${formatExplanation(reply.body)}\n`);
+  process.stderr.write(`not allowed:\n${formatExplanation(explanation)}\n`);
   return EXIT.denied;
 }
 
