@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     signing: { keysFile: '(ephemeral)' },
     linkerd: settings.linkerd ? { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd } : undefined,
     google: undefined,
-    limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60 },
+    limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: 60, headersTimeout: 10 },
   };
   const { keys } = await generateSigningJwks();
   const broker = await createBroker(config, { signingKeys: keys });

@@ -16,9 +16,9 @@ import { ConfigError } from './config/load.js';
 import type { BrokerConfig } from './config/schema.js';
 import { unmintableGrants, type GrantKind } from './core/grants.js';
 import type { CompiledPolicy } from './core/policy/compile.js';
-import { createApiRoutes } from './http/api-routes.js';
 import { createApp } from './http/app.js';
 import { answerClientError } from './http/client-error.js';
+import { createHttpEntry } from './http/entry.js';
 import { createMetrics, type BrokerMetrics } from './http/metrics.js';
 import { onHangup, watchPolicyFile } from './lifecycle.js';
 
@@ -94,11 +94,14 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
       ...(ca ? [{ name: 'ca', check: async () => { ca.check(clock.now()); return true; } }] : []),
     ],
   });
-  const apiRoutes = createApiRoutes(deps, metrics);
-  // Large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's bare 431.
-  const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    if (!apiRoutes(req, res)) app(req, res);
-  });
+  // maxHeaderSize: large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's
+  // bare 431. A client still sending headers after headersTimeout is cut (408); Node checks every
+  // connectionsCheckingInterval, 30 s unless set, which would let slow-header clients hold sockets well past it.
+  const headersTimeoutMs = config.limits.headersTimeout * 1000;
+  const server = createServer(
+    { maxHeaderSize: 64 * 1024, headersTimeout: headersTimeoutMs, requestTimeout: Math.max(30_000, headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, headersTimeoutMs), keepAliveTimeout: 5_000 },
+    createHttpEntry({ deps, metrics, app, failedAuth: adapters.failedAuthLimiter }),
+  );
   server.on('clientError', answerClientError);
 
   // SIGHUP: reload the policy, reopen the audit file (log rotation) and re-read the signing keys (key rotation; keys

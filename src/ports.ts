@@ -180,7 +180,19 @@ export interface AuditSink {
   ready(): Promise<boolean>;
 }
 
-/** Per-project request budget; `take` answers how long to wait when the budget is spent. */
+export interface RateDecision {
+  readonly ok: boolean;
+  /** Whole seconds until one unit is available again; 0 when `ok`. */
+  readonly retryAfterSeconds: number;
+}
+
+/**
+ * A request budget per key (a project, a client address). Asynchronous because a limiter shared by replicas lives in
+ * another process.
+ */
 export interface RateLimiter {
-  take(key: string, now: Date): { readonly ok: boolean; readonly retryAfterSeconds: number };
+  /** Spends one unit of the key's budget, or answers how long to wait when it is spent. */
+  take(key: string, now: Date): Promise<RateDecision>;
+  /** Whether the key's budget has a unit left, without spending it. */
+  peek(key: string, now: Date): Promise<RateDecision>;
 }

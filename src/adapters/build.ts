@@ -52,6 +52,8 @@ export interface Adapters {
   readonly facts: FactSource;
   readonly replay: ReplayStore;
   readonly rateLimiter: RateLimiter;
+  /** Failed authentications per client address (limits.failedAuthPerMinutePerAddress). */
+  readonly failedAuthLimiter: RateLimiter;
   readonly audit: AuditSink;
   readonly signer: BrokerJwtSigner;
   readonly ca: CertificateAuthority | undefined;
@@ -113,6 +115,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     facts: overrides.facts ?? (gitlab as GitLabClient),
     replay: overrides.replay ?? createMemoryReplayStore(() => clock.now().getTime()),
     rateLimiter: createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
+    failedAuthLimiter: createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress),
     audit: overrides.audit ?? (fileAudit as FileAuditSink),
     signer,
     ca,

@@ -4,6 +4,7 @@
  */
 import { hash } from 'node:crypto';
 import { subjectOf, type GitLabPrincipal, type PipelineSubject } from '../core/claims.js';
+import { echo, quote } from '../core/echo.js';
 import { BrokerError } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import { decide, factNeeds, preEvaluate, type Decision, type FactNeeds, type Facts } from '../core/policy/evaluate.js';
@@ -19,11 +20,11 @@ export function sha256Hex(text: string): string {
 /** Body text → grant request; malformed JSON, duplicate keys, unknown fields or grants → invalid_request. */
 export function parseGrantRequest(bodyText: string): GrantRequest {
   const { value: data, problem } = parseStrictJson(bodyText);
-  if (problem) throw new BrokerError('invalid_request', problem.kind === 'syntax' ? 'the body is not valid JSON' : `the body has a ${problem.kind} key ${JSON.stringify(problem.key)}`);
+  if (problem) throw new BrokerError('invalid_request', problem.kind === 'syntax' ? 'the body is not valid JSON' : `the body has a ${problem.kind} key ${quote(problem.key)}`);
   const parsed = grantRequestSchema.safeParse(data);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new BrokerError('invalid_request', first ? `${first.path.join('.') || 'body'}: ${first.message}` : 'invalid body');
+    throw new BrokerError('invalid_request', first ? `${echo(first.path.join('.')) || 'body'}: ${echo(first.message)}` : 'invalid body');
   }
   return parsed.data.grants;
 }

@@ -1,15 +1,18 @@
 /**
- * POST /v1/exchange as named steps: parse → verify → reserve jti → evaluate → audit intent → mint all (parallel,
- * all-or-nothing) → sign the refresh session → audit result → respond. Any failure after the reservation releases the jti, so a request that
- * returned nothing can be retried; every outcome writes an audit record; no audit, no credentials.
+ * POST /v1/exchange as named steps: verify → parse → reserve jti → charge the project's budget → evaluate → audit
+ * intent → mint all (parallel, all-or-nothing) → sign the refresh session → audit result → respond. The body is parsed
+ * only for a verified caller, and only a request that reaches policy evaluation is charged (a replay is not). Any
+ * failure after the reservation releases the jti, so a request that returned nothing can be retried; every outcome
+ * writes an audit record; no audit, no credentials.
  */
 import type { PipelineSubject } from '../core/claims.js';
 import { asBrokerError, BrokerError, isBrokerError } from '../core/errors.js';
 import { GRANTS, planMints, sessionScopes, type GrantKind, type MintedOf, type MintPlan, type MintPlanOf } from '../core/grants.js';
 import type { DecisionApprovals } from '../core/policy/evaluate.js';
 import type { AuditSink, DeniedRecord, GrantMinters, IntentRecord, MintContext, ResultRecord, SignedSession, VerifiedIdToken } from '../ports.js';
-import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
+import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
+import { auditCaller, fitRecord, refusalFields } from './refusal.js';
 
 export interface ExchangeInput {
   readonly requestId: string;
@@ -87,16 +90,15 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
   let rule: string | undefined;
   let reservedKey: string | undefined;
   try {
+    const verified = await deps.verifier.verify(input.token, now);
+    caller = auditCaller(verified.issuer, verified.principal);
     const request = parseGrantRequest(input.bodyText);
     grantsRequested = Object.keys(request);
-    const verified = await deps.verifier.verify(input.token, now);
-    caller = auditSubject(verified.issuer, verified.principal);
-    const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
-    if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its exchange rate limit', { retryAfter: budget.retryAfterSeconds });
     const key = replayKey(verified);
     const holdUntil = new Date((verified.principal.exp + deps.clockToleranceSeconds + 60) * 1000);
     if (!(await deps.replay.reserve(key, holdUntil))) throw new BrokerError('token_replayed', 'this ID token was already exchanged');
     reservedKey = key;
+    await chargeProject(deps, verified, now);
 
     const authorization = await evaluateCaller(deps, verified.issuer, verified.principal, request, now);
     const { decision } = authorization;
@@ -125,19 +127,21 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     if (failure !== err) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
     if (failure.code !== 'audit_unavailable') {
-      const denied: DeniedRecord = {
+      const denied: DeniedRecord = fitRecord({
         event: 'exchange', phase: 'denied', requestId: input.requestId, outcome: 'denied', tokenSha256, grantsRequested, ...caller,
-        rule, code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure),
-      };
+        rule, ...refusalFields(failure),
+      });
       await writeAudit(deps.audit, denied);
     }
     throw failure;
   }
 }
 
-/** A short description of an upstream or internal cause for the audit log (never the token, which no error carries). */
-export function causeText(err: BrokerError): string | undefined {
-  const cause = err.cause;
-  if (cause === undefined) return undefined;
-  return cause instanceof Error ? `${cause.name}: ${cause.message}`.slice(0, 500) : String(cause).slice(0, 500);
+/**
+ * Spends one unit of the project's budget: called once the request will reach policy evaluation (which may call the
+ * GitLab API with the broker's token), so malformed requests and replays of a spent token cost the project nothing.
+ */
+export async function chargeProject(deps: BrokerDeps, verified: VerifiedIdToken, now: Date): Promise<void> {
+  const budget = await deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
+  if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
 }

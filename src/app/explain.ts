@@ -2,12 +2,13 @@
  * POST /v1/explain: the same verification and evaluation as exchange, but nothing is minted and the jti is not
  * consumed. Only rules whose project conditions hold for the caller are shown, so no team sees another's policy.
  */
-import { asBrokerError, BrokerError, type ErrorCode } from '../core/errors.js';
+import { asBrokerError, type ErrorCode } from '../core/errors.js';
 import type { RuleEvaluation } from '../core/policy/evaluate.js';
 import type { ExplainRecord } from '../ports.js';
-import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
+import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
-import { causeText, writeAudit } from './exchange.js';
+import { chargeProject, writeAudit } from './exchange.js';
+import { auditCaller, fitRecord, refusalFields } from './refusal.js';
 
 export interface ExplainResult {
   readonly allowed: boolean;
@@ -20,12 +21,11 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
   const now = deps.clock.now();
   let known: { readonly event: 'explain'; readonly requestId: string; readonly tokenSha256: string } = { event: 'explain', requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
   try {
-    const request = parseGrantRequest(input.bodyText);
     const verified = await deps.verifier.verify(input.token, now);
-    known = { ...known, ...auditSubject(verified.issuer, verified.principal) };
+    known = { ...known, ...auditCaller(verified.issuer, verified.principal) };
+    const request = parseGrantRequest(input.bodyText);
     // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
-    const budget = deps.rateLimiter.take(`${verified.issuer.issuer}\n${verified.principal.project_id}`, now);
-    if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its rate limit', { retryAfter: budget.retryAfterSeconds });
+    await chargeProject(deps, verified, now);
     const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now, known.tokenSha256);
     const result: ExplainResult = {
       allowed: decision.allowed,
@@ -40,7 +40,7 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
     const failure = asBrokerError(err, 'explain failed unexpectedly');
     if (failure !== err) deps.log.error('explain failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (failure.code !== 'audit_unavailable') {
-      const record: ExplainRecord = { ...known, phase: 'explain', outcome: 'denied', rule: null, code: failure.code, detail: failure.detail, cause: causeText(failure) };
+      const record: ExplainRecord = fitRecord({ ...known, phase: 'explain', outcome: 'denied', rule: null, ...refusalFields(failure) });
       await writeAudit(deps.audit, record);
     }
     throw failure;

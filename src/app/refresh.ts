@@ -8,9 +8,10 @@
 import { asBrokerError, BrokerError } from '../core/errors.js';
 import { narrowToSession, planMints } from '../core/grants.js';
 import type { DeniedRecord, IntentRecord, MintContext, ResultRecord } from '../ports.js';
-import { auditSubject, evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
+import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
-import { causeText, mintAll, writeAudit, type ExchangeResult } from './exchange.js';
+import { chargeProject, mintAll, writeAudit, type ExchangeResult } from './exchange.js';
+import { auditCaller, fitRecord, refusalFields } from './refusal.js';
 
 export interface RefreshInput {
   readonly requestId: string;
@@ -35,15 +36,14 @@ export async function refresh(deps: BrokerDeps, input: RefreshInput): Promise<Ex
     rule = session.rule;
     const issuer = deps.issuers.find((entry) => entry.issuer === session.principal.iss);
     if (!issuer) throw new BrokerError('invalid_token', 'the session names an issuer this broker no longer trusts');
-    caller = auditSubject(issuer, session.principal);
-    const budget = deps.rateLimiter.take(`${issuer.issuer}\n${session.principal.project_id}`, now);
-    if (!budget.ok) throw new BrokerError('rate_limited', 'this project is over its exchange rate limit', { retryAfter: budget.retryAfterSeconds });
+    caller = auditCaller(issuer, session.principal);
 
     const { request, refused } = narrowToSession(session.grants, asked);
     if (refused.length > 0) {
       const reasons = refused.map((check) => ({ rule: session.rule, name: check.name, detail: check.detail }));
       throw new BrokerError('grant_not_allowed', `rule ${session.rule}: ${refused.map((check) => check.detail).join('; ')}`, { reasons });
     }
+    await chargeProject(deps, { issuer, principal: session.principal }, now);
     const authorization = await evaluateCaller(deps, issuer, session.principal, request, now);
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
@@ -67,10 +67,9 @@ export async function refresh(deps: BrokerDeps, input: RefreshInput): Promise<Ex
     const failure = asBrokerError(err, 'the refresh failed unexpectedly');
     if (failure !== err) deps.log.error('refresh failed unexpectedly', { requestId: input.requestId, error: String(err) });
     if (failure.code !== 'audit_unavailable') {
-      const denied: DeniedRecord = {
-        ...common, phase: 'denied', outcome: 'denied', originalRequestId, grantsRequested, ...caller,
-        rule, code: failure.code, detail: failure.detail, reasons: failure.reasons, cause: causeText(failure),
-      };
+      const denied: DeniedRecord = fitRecord({
+        ...common, phase: 'denied', outcome: 'denied', originalRequestId, grantsRequested, ...caller, rule, ...refusalFields(failure),
+      });
       await writeAudit(deps.audit, denied);
     }
     throw failure;

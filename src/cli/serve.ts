@@ -23,7 +23,7 @@ export function devConfig(baseUrl: string, policyPath = EXAMPLE_POLICY_DIR): Bro
     signing: { keysFile: '(ephemeral)' },
     linkerd: undefined,
     google: undefined,
-    limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60 },
+    limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: 60, headersTimeout: 10 },
   };
 }
 

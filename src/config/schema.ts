@@ -73,8 +73,10 @@ export const configSchema = z.strictObject({
       requestsPerMinutePerProject: z.number().int().min(0).default(0),
       gitlabLookupsPerProject: z.number().int().min(0).default(60),
       gitlabLookupWindow: duration.default(60),
+      failedAuthPerMinutePerAddress: z.number().int().min(0).default(60),
+      headersTimeout: duration.default(10),
     })
-    .default({ factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60 }),
+    .default({ factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: 60, headersTimeout: 10 }),
 });
 
 export type BrokerConfig = z.output<typeof configSchema>;

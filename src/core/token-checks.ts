@@ -2,6 +2,7 @@
  * Checks on an ID token that need no keys: shape, header, issuer, audience and times. Pure; time is an argument.
  * Signature verification happens in the adapter between `inspectUnverified` and `checkTimes`.
  */
+import { echo, quote } from './echo.js';
 import { BrokerError } from './errors.js';
 import { parseStrictJson } from './strict-json.js';
 
@@ -32,7 +33,7 @@ function decodeSegment(segment: string, what: string, decode: (segment: string) 
   }
   const { value, problem } = parseStrictJson(text);
   if (problem) {
-    throw new BrokerError('invalid_token', problem.kind === 'syntax' ? `${what} is not JSON` : `${what} has a ${problem.kind} key ${JSON.stringify(problem.key)}`);
+    throw new BrokerError('invalid_token', problem.kind === 'syntax' ? `${what} is not JSON` : `${what} has a ${problem.kind} key ${quote(problem.key)}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BrokerError('invalid_token', `${what} is not a JSON object`);
   return { text, value: value as Record<string, unknown> };
@@ -50,7 +51,7 @@ export function inspectUnverified(token: string, decode: (segment: string) => st
   if (headerSegment.length > MAX_HEADER_SEGMENT || signatureSegment.length > MAX_SIGNATURE_SEGMENT) throw new BrokerError('invalid_token', 'not a compact JWS');
   const header = decodeSegment(headerSegment, 'header', decode).value;
   for (const key of Object.keys(header)) {
-    if (!ALLOWED_HEADER_KEYS.has(key)) throw new BrokerError('invalid_token', `header parameter ${key} is not allowed`);
+    if (!ALLOWED_HEADER_KEYS.has(key)) throw new BrokerError('invalid_token', `header parameter ${echo(key)} is not allowed`);
   }
   if (header.alg !== 'RS256') throw new BrokerError('invalid_token', 'alg must be RS256');
   if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 256) throw new BrokerError('invalid_token', 'header kid is required');

@@ -1,19 +1,22 @@
 /**
- * POST /v1/exchange, /v1/refresh and /v1/explain on plain node:http. Every exchange passes here, and express's per-request
- * machinery (prototype swaps, router walk, res helpers) was a large share of its CPU and allocation
- * (docs/performance.md); the rest of the API stays on the express app. Same contract: the 16 KiB header and 64 KiB
- * body limits, problem+json with stable codes, an audit record for every refusal, metrics per code and rule.
+ * POST /v1/exchange, /v1/refresh and /v1/explain on plain node:http, entered through entry.ts. Same contract as the express routes:
+ * the 16 KiB header and 64 KiB body limits, problem+json with stable codes, an audit record for every refusal.
+ *
+ * Before the use case: the bearer token is read, the client address's budget of failed authentications is checked
+ * and the body is read; a refusal at this stage gets its audit record here. From the call on, the use case writes
+ * every audit record of the request. A failed authentication (401) spends one unit of the address's budget, and an
+ * address with none left is answered 429 before its token or body is looked at.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sha256Hex } from '../app/authorize.js';
 import type { BrokerDeps } from '../app/deps.js';
 import { exchange } from '../app/exchange.js';
 import { explain } from '../app/explain.js';
 import { refresh } from '../app/refresh.js';
+import { fitRecord, refusalFields } from '../app/refusal.js';
 import { BrokerError } from '../core/errors.js';
+import type { RateLimiter } from '../ports.js';
 import { readTextBody } from './body.js';
-import type { BrokerMetrics } from './metrics.js';
 import { sendProblem, toBrokerError } from './problem.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -22,20 +25,29 @@ export const MAX_AUTHORIZATION_BYTES = 16 * 1024;
 /** The routes served here (POST only); every other request goes on to the express app. */
 export const API_ENDPOINTS = ['/v1/exchange', '/v1/refresh', '/v1/explain'] as const;
 
-type Endpoint = (typeof API_ENDPOINTS)[number];
+export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
-/** The bearer token, or '' when absent; an oversized header is refused before anything decodes it. */
-function bearerToken(header: string | undefined): string {
-  if (header === undefined) return '';
-  if (header.length > MAX_AUTHORIZATION_BYTES) throw new BrokerError('payload_too_large', 'the Authorization header is larger than 16 KiB');
-  return header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+export interface ApiRoutesOptions {
+  readonly deps: BrokerDeps;
+  readonly failedAuth: RateLimiter;
+  readonly clientAddress: (req: IncomingMessage) => string;
 }
 
-function endpointOf(req: IncomingMessage): Endpoint | undefined {
-  if (req.method !== 'POST') return undefined;
-  const url = req.url ?? '';
-  const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;
-  return API_ENDPOINTS.find((endpoint) => endpoint === path);
+/** What the entry records in its metrics. */
+export interface ApiOutcome {
+  readonly code: string;
+  readonly rule: string;
+}
+
+/**
+ * The bearer token of an Authorization header, or '' when there is none. The scheme is case-insensitive (RFC 9110
+ * §11.1); an oversized header is refused before anything decodes it.
+ */
+export function bearerToken(header: string | undefined): string {
+  if (header === undefined) return '';
+  if (header.length > MAX_AUTHORIZATION_BYTES) throw new BrokerError('payload_too_large', 'the Authorization header is larger than 16 KiB');
+  if (header.startsWith('Bearer ')) return header.slice(7).trim();
+  return header.length > 7 && header.charCodeAt(6) === 0x20 && header.slice(0, 6).toLowerCase() === 'bearer' ? header.slice(7).trim() : '';
 }
 
 function sendJson(res: ServerResponse, requestId: string, json: string): void {
@@ -48,16 +60,28 @@ function sendJson(res: ServerResponse, requestId: string, json: string): void {
   res.end(json);
 }
 
-/** Returns a request listener for these routes; it answers false for every other request (left to express). */
-export function createApiRoutes(deps: BrokerDeps, metrics: BrokerMetrics): (req: IncomingMessage, res: ServerResponse) => boolean {
-  async function serve(endpoint: Endpoint, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = randomUUID(); // never the caller's: audit records and certificates must not collide
-    const startedAt = performance.now();
-    let code = 'ok';
+/** Returns the handler of these routes; it never rejects, and resolves with the outcome for the metrics. */
+export function createApiRoutes(options: ApiRoutesOptions): (endpoint: ApiEndpoint, req: IncomingMessage, res: ServerResponse, requestId: string) => Promise<ApiOutcome> {
+  const { deps, failedAuth } = options;
+
+  /** The audit record of a request refused before its use case ran. */
+  function auditRefusal(endpoint: ApiEndpoint, requestId: string, token: string, address: string, failure: BrokerError): Promise<void> {
+    return deps.audit.write(fitRecord({
+      event: endpoint === '/v1/explain' ? 'explain' : endpoint === '/v1/refresh' ? 'refresh' : 'exchange', phase: 'denied', requestId, outcome: 'denied',
+      ...refusalFields(failure), tokenSha256: token ? sha256Hex(token) : undefined, client: address,
+    }));
+  }
+
+  return async (endpoint, req, res, requestId) => {
     let rule = '';
+    let token = '';
+    let address: string | undefined;
     let inUseCase = false;
     try {
-      const token = bearerToken(req.headers.authorization);
+      token = bearerToken(req.headers.authorization);
+      address = options.clientAddress(req);
+      const standing = await failedAuth.peek(address, deps.clock.now());
+      if (!standing.ok) throw new BrokerError('rate_limited', 'too many failed authentications from this address', { retryAfter: standing.retryAfterSeconds });
       const bodyText = await readTextBody(req, MAX_BODY_BYTES);
       inUseCase = true; // from here the use case writes its own audit record on every path
       if (endpoint === '/v1/exchange' || endpoint === '/v1/refresh') {
@@ -69,35 +93,23 @@ export function createApiRoutes(deps: BrokerDeps, metrics: BrokerMetrics): (req:
         rule = result.rule ?? '';
         sendJson(res, requestId, JSON.stringify(result));
       }
+      return { code: 'ok', rule };
     } catch (err) {
       let failure = toBrokerError(err);
+      if (!(err instanceof BrokerError)) deps.log.error('request failed unexpectedly', { requestId, error: String(err) });
+      if (failure.status === 401 && address !== undefined) await failedAuth.take(address, deps.clock.now()).catch(() => undefined);
       if (!inUseCase) {
-        const header = req.headers.authorization ?? '';
-        const token = header.length <= MAX_AUTHORIZATION_BYTES && header.startsWith('Bearer ') ? header.slice(7).trim() : header;
         try {
-          await deps.audit.write({
-            event: endpoint === '/v1/explain' ? 'explain' : endpoint === '/v1/refresh' ? 'refresh' : 'exchange', phase: 'denied', requestId, outcome: 'denied',
-            code: failure.code, detail: failure.detail, tokenSha256: token ? sha256Hex(token) : undefined,
-          });
+          await auditRefusal(endpoint, requestId, token, address ?? options.clientAddress(req), failure);
         } catch (auditErr) {
           failure = toBrokerError(auditErr);
         }
       }
-      if (!(err instanceof BrokerError)) deps.log.error('request failed unexpectedly', { requestId, error: String(err) });
-      code = failure.code;
       if (!res.headersSent) {
         res.setHeader('X-Request-Id', requestId);
         sendProblem(res, failure, requestId);
       }
-    } finally {
-      metrics.observe(endpoint, code, rule, (performance.now() - startedAt) / 1000);
+      return { code: failure.code, rule };
     }
-  }
-
-  return (req, res) => {
-    const endpoint = endpointOf(req);
-    if (endpoint === undefined) return false;
-    void serve(endpoint, req, res);
-    return true;
   };
 }

@@ -1,12 +1,13 @@
 /**
  * createApp(deps): the HTTP shell (no listen) for discovery, keys, trust bundle and operations. Routes read the
- * request, call one use case and map the result; every error becomes problem+json with a stable code. The two hot
- * routes, POST /v1/exchange and /v1/explain, are served by api-routes.ts before express sees the request.
+ * request, call one use case and map the result; every error becomes problem+json with a stable code. Requests come
+ * through entry.ts (request id, metrics); the two hot routes, POST /v1/exchange and /v1/explain, are served by
+ * api-routes.ts before express sees the request.
  */
-import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { BrokerError } from '../core/errors.js';
 import type { BrokerDeps } from '../app/deps.js';
+import { requestIdOf } from './entry.js';
 import type { BrokerMetrics } from './metrics.js';
 import { sendProblem, toBrokerError } from './problem.js';
 
@@ -24,15 +25,6 @@ export interface AppOptions {
   readonly extraRoutes?: Router;
 }
 
-interface Locals {
-  requestId: string;
-  startedAt: bigint;
-}
-
-function locals(res: Response): Locals {
-  return res.locals as Locals;
-}
-
 export function createApp(deps: BrokerDeps, options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -41,19 +33,6 @@ export function createApp(deps: BrokerDeps, options: AppOptions): express.Expres
   app.set('case sensitive routing', true);
   app.set('strict routing', true);
   app.set('trust proxy', options.trustProxy ?? false);
-
-  app.use((_req, res, next) => {
-    // Always generated here: a caller-chosen id would let records in the audit log and certificates collide.
-    const requestId = randomUUID();
-    Object.assign(res.locals, { requestId, startedAt: process.hrtime.bigint() } satisfies Locals);
-    res.setHeader('X-Request-Id', requestId);
-    res.on('finish', () => {
-      const state = locals(res);
-      const code = res.statusCode < 400 ? 'ok' : String(res.getHeader('X-Broker-Code') ?? res.statusCode);
-      options.metrics.observe('other', code, '', Number(process.hrtime.bigint() - state.startedAt) / 1e9);
-    });
-    next();
-  });
 
   if (options.extraRoutes) app.use(options.extraRoutes);
 
@@ -104,7 +83,7 @@ export function createApp(deps: BrokerDeps, options: AppOptions): express.Expres
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const failure = toBrokerError(err);
     if (res.headersSent) return;
-    sendProblem(res, failure, locals(res).requestId);
+    sendProblem(res, failure, requestIdOf(res));
   });
 
   return app;

@@ -7,6 +7,7 @@ import { PROBLEM_TYPE_BASE } from './problem.js';
 /** Headers past even our raised limit still get the contract's 413 in problem+json, not Node's bare 431. */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (!socket.writable) return void socket.destroy();
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return void socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n'); // headers too slow
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
   const code = tooLarge ? 'payload_too_large' : 'invalid_request';
   const status = tooLarge ? 413 : 400;

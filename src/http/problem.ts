@@ -1,5 +1,6 @@
 /** RFC 9457 problem+json responses with the broker's stable codes. */
 import type { ServerResponse } from 'node:http';
+import { boundedDetail, boundedReasons, MAX_REFUSAL_BYTES } from '../app/refusal.js';
 import { BrokerError, ERROR_TITLE } from '../core/errors.js';
 
 export const PROBLEM_TYPE_BASE = 'https://gitlab-oidc-broker.dev/errors/';
@@ -10,21 +11,33 @@ export interface ProblemResponse {
   readonly body: string;
 }
 
-/** The problem+json response for a coded error: same shape for express routes and the raw exchange routes. */
+/**
+ * The problem+json response for a coded error: same shape for express routes and the raw exchange routes. What it
+ * repeats of the request is short and printable, and the body stays under 4 KiB (reasons are dropped from the end
+ * until it fits).
+ */
 export function problemResponse(err: BrokerError, requestId: string): ProblemResponse {
   const body: Record<string, unknown> = {
     type: `${PROBLEM_TYPE_BASE}${err.code}`,
     title: ERROR_TITLE[err.code],
     status: err.status,
     code: err.code,
-    detail: err.detail,
+    detail: boundedDetail(err.detail),
     requestId,
   };
-  if (err.reasons && err.reasons.length > 0) body.reasons = err.reasons;
+  const reasons = boundedReasons(err.reasons);
+  let text = JSON.stringify(body);
+  for (let count = reasons?.length ?? 0; reasons !== undefined && count > 0; count--) {
+    const withReasons = JSON.stringify({ ...body, reasons: reasons.slice(0, count) });
+    if (Buffer.byteLength(withReasons) <= MAX_REFUSAL_BYTES) {
+      text = withReasons;
+      break;
+    }
+  }
   const headers: Record<string, string> = { 'Content-Type': 'application/problem+json; charset=utf-8', 'X-Broker-Code': err.code };
   if (err.retryAfter !== undefined) headers['Retry-After'] = String(err.retryAfter);
   if (err.status === 401) headers['WWW-Authenticate'] = `Bearer error="invalid_token", error_description="${err.code}"`;
-  return { status: err.status, headers, body: JSON.stringify(body) };
+  return { status: err.status, headers, body: text };
 }
 
 export function sendProblem(res: ServerResponse, err: BrokerError, requestId: string): void {

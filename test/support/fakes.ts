@@ -97,7 +97,7 @@ export function fakeAudit(failPhases: readonly AuditPhase[] = []): AuditSink & {
   } satisfies AuditSink & { records: AuditRecord[] };
 }
 
-export const unlimited = { take: () => ({ ok: true, retryAfterSeconds: 0 }) } satisfies RateLimiter;
+export const unlimited = { take: async () => ({ ok: true, retryAfterSeconds: 0 }), peek: async () => ({ ok: true, retryAfterSeconds: 0 }) } satisfies RateLimiter;
 
 export function fakeSigner(): JwtSigner {
   return {

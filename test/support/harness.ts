@@ -44,6 +44,8 @@ export interface HarnessOptions {
   /** Extra keys of the gitlab issuer entry, as YAML lines (e.g. `requestTimeout: 1s`). */
   readonly issuerExtra?: string;
   readonly trustProxy?: boolean;
+  /** More `limits:` keys, as YAML flow-mapping entries (`failedAuthPerMinutePerAddress: 3`). */
+  readonly limits?: string;
 }
 
 export function capturingLog(lines: string[]): OperationalLog {
@@ -71,7 +73,7 @@ gitlab:
 ${options.issuerExtra ? `    ${options.issuerExtra}\n` : ''}policy: { path: policy, watch: false }
 audit: { file: ${auditFile} }
 signing: { keysFile: signing.jwks.json }
-limits: { factTimeout: ${options.factTimeout ?? '2s'}, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0} }
+limits: { factTimeout: ${options.factTimeout ?? '2s'}, requestsPerMinutePerProject: ${options.requestsPerMinutePerProject ?? 0}${options.limits ? `, ${options.limits}` : ''} }
 ${options.configExtra ?? ''}`,
     dir,
   );

@@ -100,7 +100,8 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
     }
     switch (failure.kind) {
       case 'denied':
-        return `Google refused to mint a token for ${plan.serviceAccount} (${summary}): the broker needs ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)}`;
+        // The binding first: callers and audit records keep only the first 240 characters of a detail.
+        return `Google refused to mint a token: the broker needs ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)} (${summary})`;
       case 'not_found':
         return `Google found no service account ${plan.serviceAccount}${plan.delegates.length > 0 ? ' (or one of its delegates)' : ''} (${summary}): check the address in the rule, and that the broker has ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)}`;
       case 'unauthenticated':

@@ -4,6 +4,7 @@
  *   2. `decide`: requirements of the candidate rules over the fetched facts; the first rule in file order whose `when`
  *      holds, whose `require` holds and which allows every requested grant wins.
  */
+import { echo } from '../echo.js';
 import {
   evaluateDeploymentApprovals,
   evaluateMergeRequestApprovals,
@@ -216,7 +217,7 @@ export function reasonsFor(evaluations: readonly RuleEvaluation[], visible: Read
   for (const evaluation of evaluations) {
     if (!visible.has(evaluation.rule)) continue;
     for (const condition of evaluation.conditions) {
-      if (!condition.ok) reasons.push({ rule: evaluation.rule, name: condition.name, detail: `expected ${condition.expected}, got ${condition.actual ?? '(absent)'}` });
+      if (!condition.ok) reasons.push({ rule: evaluation.rule, name: condition.name, detail: `expected ${condition.expected}, got ${condition.actual === null ? '(absent)' : echo(condition.actual)}` });
     }
     for (const check of evaluation.grants) if (!check.ok) reasons.push({ rule: evaluation.rule, name: `grant.${check.name}`, detail: check.detail });
     for (const requirement of evaluation.requirements) if (!requirement.ok) reasons.push({ rule: evaluation.rule, name: requirement.name, detail: requirement.detail });
