@@ -52,7 +52,7 @@ describe('exchange and gate commands', () => {
         const google = { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] };
         // malformed: a certificate missing from an otherwise complete answer.
         const issued = scenario === 'malformed' ? { ...linkerd, certificate: undefined } : linkerd;
-        return [200, { requestId: 'r2', rule: 'payments-smoke', subject: SUBJECT, approvals: {}, grants: { linkerd: issued, google } }];
+        return [200, { requestId: 'r2', rule: 'payments-smoke', subject: SUBJECT, approvals: { deployment: [{ user: 'rel', at: undefined }] }, grants: { linkerd: issued, google } }];
       };
       const [status, payload] = await reply();
       response.writeHead(status, { 'content-type': status === 200 ? 'application/json' : 'application/problem+json' });
@@ -102,6 +102,8 @@ describe('exchange and gate commands', () => {
     assert.match(env, new RegExp(`^LINKERD_IDENTITY=${IDENTITY}$`, 'm'));
     assert.match(env, new RegExp(`^CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=${join(out, 'google-access-token')}$`, 'm'));
     assert.ok(!bodies.some((body) => body.includes('PRIVATE KEY')), 'the private key left the job');
+    // The exchange's authority for `spanner migrate`'s history, and nothing secret.
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'exchange.json'), 'utf8')), { requestId: 'r2', rule: 'payments-smoke', subject: SUBJECT, approvals: { deployment: [{ user: 'rel' }] } });
   });
 
   it('refuses an exchange answer of the wrong shape with exit 3 naming the JSON path, and writes nothing', async () => {

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerExchangeCommand, registerGateCommand } from './commands/exchange.js';
 import { registerLinkerdCommands } from './commands/linkerd.js';
+import { registerSpannerCommands } from './commands/spanner.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommands } from './serve.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerGateCommand(program);
   registerLinkerdCommands(program);
   registerDoctorCommand(program);
+  registerSpannerCommands(program);
   return program;
 }
 

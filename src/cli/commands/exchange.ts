@@ -5,7 +5,7 @@
  * Exit codes: 0 ok, 1 denied, 2 usage error, 3 broker or upstream unavailable.
  */
 import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { text as readStream } from 'node:stream/consumers';
 import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
@@ -129,6 +129,8 @@ async function writeCredentials(out: string, reply: ExchangeResponse, material: 
     }
     env.push(...output.env.map(([name, value]): [string, string] => [name, value]));
   }
+  // What `spanner migrate` records as the change's authority; no credentials in it.
+  await writeFileAtomic(join(out, 'exchange.json'), `${JSON.stringify({ requestId: reply.requestId, rule: reply.rule, subject: reply.subject, approvals: reply.approvals }, null, 2)}\n`, 0o644);
   return env;
 }
 
