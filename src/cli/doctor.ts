@@ -1,7 +1,8 @@
 /**
  * `oidc-broker doctor --config F`: preflight before serving. Config, policy (and its lint findings), the adapters built
  * exactly as `serve` builds them (signing keys, CA, refused sections), grants the config cannot mint, each issuer's
- * discovery and keys, the GitLab API token's scopes, and the CA chain and its expiry.
+ * discovery and keys, the GitLab API token's scopes, the CA chain and its expiry, and whether the broker may impersonate
+ * every Google service account a rule names.
  */
 import type { Command } from 'commander';
 import { buildAdapters, buildVerifier, mintableKinds, trustedIssuers, type Adapters } from '../adapters/build.js';
@@ -14,10 +15,10 @@ import type { BrokerConfig } from '../config/schema.js';
 import { unmintableGrants } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
+import { checkGoogle, type DoctorRow } from './doctor-google.js';
 import { configPathOrUsage, EXIT, printTable, TABLE_CELL_WIDTH } from './output.js';
 
-type Status = 'ok' | 'warn' | 'fail' | 'unreachable';
-type Row = [status: Status, check: string, detail: string];
+type Row = DoctorRow;
 
 async function checkIssuers(config: BrokerConfig): Promise<Row[]> {
   const rows: Row[] = [];
@@ -95,6 +96,8 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
       for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
     }
     rows.push(...(await checkIssuers(config)));
+    // Loads the Google client libraries, so only when the config has a google section.
+    if (config.google && policy) rows.push(...(await checkGoogle(config.google, policy)));
   } finally {
     await adapters?.close();
   }
@@ -104,7 +107,7 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry')
+    .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry, Google impersonation')
     .option('--config <file>', 'broker config (or BROKER_CONFIG)')
     .action(async (options: { config?: string }) => {
       const path = configPathOrUsage('doctor', options.config);
