@@ -25,6 +25,11 @@ rules:
       google: { serviceAccount: ${TARGET}, scopes: [${SPANNER_ADMIN}, ${SPANNER_DATA}], lifetime: 15m }
       linkerd: { serviceAccount: deploy-payments, namespace: ci, lifetime: 10m }
       token: { audiences: [https://deploy-api.internal] }
+  - name: review-no-job-check
+    when: { project_id: "20", environment: review }
+    require: { jobRunning: false }
+    grant:
+      google: { serviceAccount: ${TARGET}, scopes: [${SPANNER_DATA}], lifetime: 15m }
 `;
 
 let gitlab: StandInGitLab;
@@ -122,6 +127,13 @@ describe('the refresh session', () => {
     gitlab.setJob('20', '302', 'success');
     const result = await refresh(session.token, { google: {} });
     await assertDenied(gb.h, result, 403, 'job_not_running', session.token);
+  });
+
+  it('stops once the job has finished even under a rule that does not check the job on exchange', async () => {
+    const { session } = await opened({ google: {} }, { environment: 'review' });
+    assert.equal((await refresh(session.token, { google: {} })).status, 200, 'while the job runs');
+    gitlab.setJob('20', '302', 'failed');
+    await assertDenied(gb.h, await refresh(session.token, { google: {} }), 403, 'job_not_running', session.token);
   });
 
   it('stops when the deployment approval is withdrawn: 403 approval_required', async () => {

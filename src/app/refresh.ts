@@ -1,6 +1,7 @@
 /**
  * POST /v1/refresh as named steps: parse → verify the session → narrow the request to what the exchange granted →
- * re-evaluate the caller (job liveness, approvals, the same rule) → audit intent → mint all → audit result → respond.
+ * re-evaluate the caller (approvals, the same rule) and check the job is running (even when the rule does not ask it of an
+ * exchange) → audit intent → mint all → audit result → respond.
  * A refresh never widens the original exchange: another kind, scope or audience is 403 grant_not_allowed. It spends no
  * jti (the session is the long-lived credential, and it ends when the ID token would have). Every record names the
  * exchange that opened the session (`originalRequestId`).
@@ -8,7 +9,7 @@
 import { asBrokerError, BrokerError } from '../core/errors.js';
 import { narrowToSession, planMints } from '../core/grants.js';
 import type { DeniedRecord, IntentRecord, MintContext, ResultRecord } from '../ports.js';
-import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
+import { evaluateCaller, gatherFacts, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
 import { chargeProject, mintAll, writeAudit, type ExchangeResult } from './exchange.js';
 import { auditCaller, fitRecord, refusalFields } from './refusal.js';
@@ -48,6 +49,11 @@ export async function refresh(deps: BrokerDeps, input: RefreshInput): Promise<Ex
     const { decision } = authorization;
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
     if (decision.rule.name !== session.rule) throw new BrokerError('policy_denied', `rule ${session.rule}, which allowed the exchange, no longer applies to this job`);
+    // A session serves a running job, whatever the rule requires of an exchange: once the job is over, nothing more.
+    if (!decision.rule.require.jobRunning) {
+      const { jobStatus } = await gatherFacts(deps, issuer, session.principal, { jobStatus: true, deploymentApprovals: false, mergeRequestApprovals: false, groups: [] });
+      if (jobStatus !== 'running') throw new BrokerError('job_not_running', `the job is ${jobStatus ?? 'in an unknown state'}: a session ends with its job`);
+    }
     const plans = planMints(decision.rule.grant, request, session.principal.exp, now);
 
     const intent: IntentRecord = {
