@@ -9,6 +9,7 @@ set -euo pipefail
 TOOLS=(
   "openssl openssl"
   "go golang-go"
+  "zsh zsh"
   "git git"
   "/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/gateway_main google-cloud-cli-spanner-emulator"
 )

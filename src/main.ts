@@ -52,7 +52,10 @@ export function assertMintable(policy: CompiledPolicy, mintable: ReadonlySet<Gra
 
 export async function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<Broker> {
   const log = overrides.log ?? createOperationalLogger();
-  const adapters = await buildAdapters(config, overrides);
+  const adapters = await buildAdapters(config, {
+    ...overrides,
+    onIssuerKeys: (event) => (event.loaded ? log.info('issuer keys loaded', { issuer: event.issuer }) : log.warn('issuer keys could not be loaded; not ready', { issuer: event.issuer, url: event.url, cause: event.cause })),
+  });
   const mintable = mintableKinds(adapters.minters);
   const loadCheckedPolicy = async () => {
     const loaded = await loadPolicy(config.policy.path);

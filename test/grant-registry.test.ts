@@ -24,7 +24,7 @@ describe('grant registry', () => {
     const request = grantRequestSchema.parse({ grants: { token: { audience: 'https://c.internal' }, google: {} } }).grants;
     assert.deepEqual(checkGrants(rule, request), [
       { name: 'google', ok: true, detail: 'impersonate deployer@acme-prod.iam.gserviceaccount.com' },
-      { name: 'token', ok: false, detail: 'audience not allowed: https://c.internal' },
+      { name: 'token', ok: false, detail: 'audience not allowed: https://c.internal; the rule allows https://a.internal, https://b.internal' },
     ]);
     assert.deepEqual(checkGrants({ token: rule.token }, grantRequestSchema.parse({ grants: { linkerd: { csr: 'x' } } }).grants), [
       { name: 'linkerd', ok: false, detail: 'the rule grants no Linkerd identity' },

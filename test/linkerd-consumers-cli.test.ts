@@ -56,11 +56,11 @@ function serveUntilListening(config: string): Promise<Record<string, unknown>[]>
     const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
-      if (stderr.includes('oidc-broker listening on')) child.kill('SIGTERM');
+      if (stderr.includes('"message":"listening"')) child.kill('SIGTERM');
     });
     child.on('exit', () => {
       clearTimeout(timer);
-      if (!stderr.includes('oidc-broker listening on')) return reject(new Error(`serve did not start:\n${stderr}`));
+      if (!stderr.includes('"message":"listening"')) return reject(new Error(`serve did not start:\n${stderr}`));
       resolve(stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>));
     });
   });
@@ -88,7 +88,7 @@ describe('oidc-broker doctor on the Linkerd issuer chain', () => {
   it('as the binary: exits 1 and prints the reason for an issuer with a URI name constraint', async () => {
     const { code, output } = await doctor(await configFor('doctor-uri', issuerFromDocsRecipe(withUriNameConstraint)));
     assert.equal(code, 1, output);
-    assert.match(output, /fail\s+linkerd CA\s+"CN=oidc-broker\.identity\.linkerd\.cluster\.local"/);
+    assert.match(output, /fail\s+linkerd CA:\s+"CN=oidc-broker\.identity\.linkerd\.cluster\.local"/);
     assert.match(output, refused[0]?.reason as RegExp);
   });
 

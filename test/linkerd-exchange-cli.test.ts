@@ -44,7 +44,7 @@ describe('exchange and gate commands', () => {
       const reply = async (): Promise<[number, unknown]> => {
         if (request.headers.authorization !== 'Bearer test.id.token') return [401, problem(401, 'invalid_token', 'the ID token is not valid')];
         if (scenario === 'unavailable') return [503, problem(503, 'upstream_unavailable', 'GitLab API timed out')];
-        if (request.url === '/v1/explain') return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', code: null, evaluations: [] } : EXPLANATION];
+        if (request.url?.startsWith('/v1/explain')) return [200, scenario === 'allow' ? { allowed: true, rule: 'payments-smoke', code: null, evaluations: [] } : EXPLANATION];
         if (scenario === 'deny') return [403, DENIAL];
         const grants = (JSON.parse(body) as { grants: { linkerd: { csr: string } } }).grants;
         const now = new Date();
@@ -116,7 +116,7 @@ describe('exchange and gate commands', () => {
   });
 
   const failures: Array<{ name: string; scenario: Scenario; args: () => string[]; token?: string; code: number; stderr: RegExp }> = [
-    { name: 'a denial exits 1 with the reasons and the condition table', scenario: 'deny', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd', '--out', scratchDir()], code: 1, stderr: /approval_required[\s\S]*deploymentApprovals[\s\S]*RULE\s+CONDITION\s+EXPECTED\s+PIPELINE HAD[\s\S]*refs\/heads\/main\s+refs\/heads\/feature/ },
+    { name: 'a denial exits 1 with the reasons and the condition table', scenario: 'deny', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd', '--out', scratchDir()], code: 1, stderr: /denied \(HTTP 403 approval_required\)[\s\S]*RULE\s+CONDITION\s+EXPECTED\s+PIPELINE HAD[\s\S]*refs\/heads\/main\s+refs\/heads\/feature/ },
     { name: 'an unavailable broker exits 3', scenario: 'unavailable', args: () => ['exchange', '--broker', broker, '--grant', 'token', '--out', scratchDir()], code: 3, stderr: /upstream_unavailable/ },
     { name: 'a missing ID token is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'linkerd'], token: '', code: 2, stderr: /BROKER_ID_TOKEN/ },
     { name: 'an unknown grant is a usage error', scenario: 'allow', args: () => ['exchange', '--broker', broker, '--grant', 'aws'], code: 2, stderr: /unknown grant/ },

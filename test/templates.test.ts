@@ -3,6 +3,7 @@
  * input documented and typed, and the CLI flags the scripts use exist in the CLI.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -17,6 +18,14 @@ async function ciValidator() {
   delete schema.$schema;
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   return ajv.compile(schema);
+}
+
+/** GitLab's published CI schema predates `spec: component:` (GitLab 18.6) and rejects it; it is checked on its own below. */
+function withoutComponentContext(document: unknown): unknown {
+  const spec = (document as { spec?: Record<string, unknown> } | null)?.spec;
+  if (!spec || !('component' in spec)) return document;
+  const { component: _component, ...rest } = spec;
+  return { ...(document as object), spec: rest };
 }
 
 describe('CI components (templates/)', async () => {
@@ -35,7 +44,7 @@ describe('CI components (templates/)', async () => {
 
     it(`${name}: header and body are valid against GitLab's CI schema`, () => {
       for (const document of documents) {
-        const ok = validate(document.toJS());
+        const ok = validate(withoutComponentContext(document.toJS()));
         assert.ok(ok, JSON.stringify(validate.errors?.slice(0, 3)));
       }
     });
@@ -53,6 +62,16 @@ describe('CI components (templates/)', async () => {
       for (const input of Object.keys(inputs)) assert.ok(used.includes(input), `declares unused input ${input}`);
     });
 
+    it(`${name}: runs the CLI image at the component's own version, and uses component.version nowhere else`, () => {
+      const header = documents[0]?.toJS() as { spec: { component?: unknown; inputs: Record<string, { default?: unknown }> } };
+      assert.deepEqual(header.spec.component, ['version']);
+      // Not interpolated inside an input's default; null for a SHA or branch; left literal by gitlab-ci-local: image only.
+      const uses = text.split('\n').filter((line) => line.includes('component.version') && !line.trimStart().startsWith('#'));
+      assert.deepEqual(uses.map((line) => line.trim()), ['image: $[[ inputs.image ]]:$[[ component.version ]]']);
+      for (const [input, spec] of Object.entries(header.spec.inputs)) assert.doesNotMatch(String(spec.default ?? ''), /component\./, input);
+      assert.match(String(header.spec.inputs.image?.default), /^\$CI_REGISTRY\/[^:@\s]+$/);
+    });
+
     it(`${name}: requests the job ID token as BROKER_ID_TOKEN with the audience input`, () => {
       assert.match(text, /id_tokens:\s*\n\s*BROKER_ID_TOKEN:\s*\n\s*aud: \$\[\[ inputs\.audience \]\]/);
     });
@@ -66,4 +85,25 @@ describe('classic templates (ci-templates/)', () => {
     assert.ok(validate(document), JSON.stringify(validate.errors?.slice(0, 3)));
     for (const job of ['.oidc-broker-login', '.oidc-broker-deploy-gate']) assert.ok(document[job], job);
   });
+
+  it('run the CLI image of the release they are part of (the tag is package.json\'s version)', async () => {
+    const document = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, { image?: string }>;
+    const { version } = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8')) as { version: string };
+    assert.equal(document['.oidc-broker-cli']?.image, `$CI_REGISTRY/platform/oidc-broker:${version}`);
+  });
+});
+
+describe('every CLI flag the templates\' scripts pass exists in that command', () => {
+  const BIN = `${ROOT}dist/src/cli/main.js`;
+  const files = ['templates/login/template.yml', 'templates/deploy-gate/template.yml', 'ci-templates/oidc-broker.gitlab-ci.yml'];
+  for (const file of files) {
+    it(file, async () => {
+      const calls = [...(await readFile(`${ROOT}${file}`, 'utf8')).matchAll(/\bbroker (\w+) (.*)$/gm)];
+      assert.ok(calls.length > 0, 'no oidc-broker call found');
+      for (const [, command, rest] of calls) {
+        const help = execFileSync(process.execPath, [BIN, command as string, '--help'], { encoding: 'utf8' });
+        for (const flag of (rest as string).match(/--[a-z][a-z-]*/g) ?? []) assert.match(help, new RegExp(`${flag}\\b`), `${command} has no ${flag}`);
+      }
+    });
+  }
 });

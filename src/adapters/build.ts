@@ -8,7 +8,7 @@ import { createCertificateAuthority } from './ca/index.js';
 import { systemClock } from './clock.js';
 import { createTokenReader } from './gitlab/api-client.js';
 import { createGitLabClient, type GitLabClient } from './gitlab/client.js';
-import { createIdTokenVerifier } from './gitlab/verifier.js';
+import { createIdTokenVerifier, type IssuerKeysEvent } from './gitlab/verifier.js';
 import { createGoogleMinter } from './google/from-config.js';
 import { createJwtSigner, readSigningJwks, type BrokerJwtSigner } from './jwt/signer.js';
 import { createMemoryRateLimiter } from './store/memory-rate-limit.js';
@@ -44,6 +44,10 @@ export interface AdapterOverrides {
   readonly signingKeys?: readonly JWK[];
   /** JWKS cooldown for unknown kids (tests shorten it). */
   readonly jwksCooldownMs?: number;
+  /** Told when an issuer's discovery or keys cannot be loaded (URL and cause), and when they load again. */
+  readonly onIssuerKeys?: (event: IssuerKeysEvent) => void;
+  /** Per-request timeout of discovery and key set fetches (doctor's --check-timeout). */
+  readonly issuerTimeoutMs?: number;
 }
 
 export interface Adapters {
@@ -70,8 +74,11 @@ export function trustedIssuers(config: BrokerConfig): TrustedIssuer[] {
 }
 
 /** The ID token verifier for `issuers` (default: all of the config's), with the options serve uses. */
-export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(config), overrides: Pick<AdapterOverrides, 'jwksCooldownMs'> = {}): IdTokenVerifier {
-  return createIdTokenVerifier({ issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs });
+export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(config), overrides: Pick<AdapterOverrides, 'jwksCooldownMs' | 'onIssuerKeys' | 'issuerTimeoutMs'> = {}): IdTokenVerifier {
+  return createIdTokenVerifier({
+    issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs,
+    onKeysStatus: overrides.onIssuerKeys, timeoutMs: overrides.issuerTimeoutMs,
+  });
 }
 
 /** Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default limits.factTimeout). */

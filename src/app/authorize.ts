@@ -7,7 +7,7 @@ import { subjectOf, type GitLabPrincipal, type PipelineSubject } from '../core/c
 import { echo, quote } from '../core/echo.js';
 import { BrokerError } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
-import { decide, factNeeds, preEvaluate, type Decision, type FactNeeds, type Facts } from '../core/policy/evaluate.js';
+import { decide, factNeeds, preEvaluate, type Decision, type EvaluationOptions, type FactNeeds, type Facts } from '../core/policy/evaluate.js';
 import { parseStrictJson } from '../core/strict-json.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import type { TrustedIssuer } from '../ports.js';
@@ -127,13 +127,16 @@ function recentFactsKey(tokenSha256: string, needs: FactNeeds): string {
   return `${tokenSha256} ${needs.jobStatus ? 1 : 0}${needs.deploymentApprovals ? 1 : 0}${needs.mergeRequestApprovals ? 1 : 0} ${[...needs.groups].sort().join('\n')}`;
 }
 
-/**
- * Policy evaluation for an already verified caller. `explainOf` (the token's SHA-256) marks an explain, whose facts
- * may come from, and go to, `deps.recentExplainFacts`.
- */
-export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, request: GrantRequest, now: Date, explainOf?: string): Promise<Authorization> {
+export interface CallerOptions extends EvaluationOptions {
+  /** The token's SHA-256 when this is an explain, whose facts may come from, and go to, `deps.recentExplainFacts`. */
+  readonly explainOf?: string;
+}
+
+/** Policy evaluation for an already verified caller. */
+export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, request: GrantRequest, now: Date, options: CallerOptions = {}): Promise<Authorization> {
+  const { explainOf } = options;
   const preliminary = preEvaluate(currentPolicy(deps), principal, request);
-  const needs = factNeeds(preliminary);
+  const needs = factNeeds(preliminary, options);
   let facts: Facts;
   if (explainOf === undefined) {
     facts = await gatherFacts(deps, issuer, principal, needs);
@@ -143,6 +146,6 @@ export async function evaluateCaller(deps: BrokerDeps, issuer: TrustedIssuer, pr
     facts = recent ?? (await gatherFacts(deps, issuer, principal, needs));
     if (recent === undefined) deps.recentExplainFacts.set(key, facts, now.getTime());
   }
-  const decision = decide(preliminary, facts, now);
+  const decision = decide(preliminary, facts, now, options);
   return { issuer, principal, subject: subjectOf(principal), decision, visible: preliminary.visible };
 }

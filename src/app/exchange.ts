@@ -12,7 +12,7 @@ import type { DecisionApprovals } from '../core/policy/evaluate.js';
 import type { AuditSink, DeniedRecord, GrantMinters, IntentRecord, MintContext, ResultRecord, SignedSession, VerifiedIdToken } from '../ports.js';
 import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
-import { auditCaller, fitRecord, refusalFields } from './refusal.js';
+import { auditCaller, causeText, fitRecord, refusalFields } from './refusal.js';
 
 export interface ExchangeInput {
   readonly requestId: string;
@@ -125,6 +125,7 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
   } catch (err) {
     const failure = asBrokerError(err, 'the exchange failed unexpectedly');
     if (failure !== err) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });
+    else deps.log.warn('exchange refused', { requestId: input.requestId, code: failure.code, detail: failure.detail, cause: causeText(failure), tokenSha256 });
     if (reservedKey !== undefined) await deps.replay.release(reservedKey).catch(() => undefined);
     if (failure.code !== 'audit_unavailable') {
       const denied: DeniedRecord = fitRecord({

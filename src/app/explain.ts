@@ -17,7 +17,8 @@ export interface ExplainResult {
   readonly evaluations: readonly RuleEvaluation[];
 }
 
-export async function explain(deps: BrokerDeps, input: { requestId: string; token: string; bodyText: string }): Promise<ExplainResult> {
+/** `deferDeploymentApprovals`: a deploy gate's job has no deployment yet; report that requirement as checked later. */
+export async function explain(deps: BrokerDeps, input: { requestId: string; token: string; bodyText: string; deferDeploymentApprovals?: boolean }): Promise<ExplainResult> {
   const now = deps.clock.now();
   let known: { readonly event: 'explain'; readonly requestId: string; readonly tokenSha256: string } = { event: 'explain', requestId: input.requestId, tokenSha256: sha256Hex(input.token) };
   try {
@@ -26,7 +27,7 @@ export async function explain(deps: BrokerDeps, input: { requestId: string; toke
     const request = parseGrantRequest(input.bodyText);
     // Explain can make GitLab API calls with the broker's token, so it spends the same per-project budget.
     await chargeProject(deps, verified, now);
-    const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now, known.tokenSha256);
+    const { decision, visible } = await evaluateCaller(deps, verified.issuer, verified.principal, request, now, { explainOf: known.tokenSha256, deferDeploymentApprovals: input.deferDeploymentApprovals === true });
     const result: ExplainResult = {
       allowed: decision.allowed,
       rule: decision.allowed ? decision.rule.name : null,

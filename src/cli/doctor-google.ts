@@ -23,7 +23,7 @@ export function impersonatedAccounts(policy: CompiledPolicy): Map<string, string
   return accounts;
 }
 
-export async function checkGoogle(section: NonNullable<BrokerConfig['google']>, policy: CompiledPolicy): Promise<DoctorRow[]> {
+export async function checkGoogle(section: NonNullable<BrokerConfig['google']>, policy: CompiledPolicy, timeoutMs: number): Promise<DoctorRow[]> {
   const accounts = impersonatedAccounts(policy);
   if (accounts.size === 0) return [['ok', 'google', 'no rule grants google']];
   const { loadGoogleAdapter } = await import('../adapters/google/index.js');
@@ -39,7 +39,7 @@ export async function checkGoogle(section: NonNullable<BrokerConfig['google']>, 
   for (const [serviceAccount, rules] of accounts) {
     const check = `google ${serviceAccount}`;
     try {
-      const result = await adapter.checkImpersonation({ auth, serviceAccount, iamUrl: section.iamUrl, brokerIdentity: identity });
+      const result = await adapter.checkImpersonation({ auth, serviceAccount, iamUrl: section.iamUrl, brokerIdentity: identity, signal: AbortSignal.timeout(timeoutMs) });
       rows.push(result.granted ? ['ok', check, result.detail] : ['fail', check, `${result.detail} (rules ${rules.join(', ')}); add it with: ${result.fix ?? ''}`]);
     } catch (err) {
       rows.push(['unreachable', check, (err as Error).message]);

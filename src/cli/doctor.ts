@@ -15,35 +15,70 @@ import type { BrokerConfig } from '../config/schema.js';
 import { unmintableGrants } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
-import { checkGoogle, type DoctorRow } from './doctor-google.js';
-import { configPathOrUsage, EXIT, printTable, TABLE_CELL_WIDTH } from './output.js';
+import { checkGoogle } from './doctor-google.js';
+import { checkSecretFilePermissions } from './doctor-files.js';
+import { assertReadable, parseSeconds } from './options.js';
+import { configPathOrUsage, EXIT } from './output.js';
 
-type Row = DoctorRow;
+type Status = 'ok' | 'warn' | 'fail' | 'unreachable';
+type Row = [status: Status, check: string, detail: string];
 
-async function checkIssuers(config: BrokerConfig): Promise<Row[]> {
-  const rows: Row[] = [];
+/** Each network check gets this long by default; a check that takes longer is reported unreachable, naming its URL. */
+export const CHECK_TIMEOUT_MS = 10_000;
+
+function withinCheckTimeout<T>(work: Promise<T>, url: string, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from ${url} in ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
+async function checkIssuers(config: BrokerConfig, rows: Row[], timeoutMs: number): Promise<void> {
   const tokens = createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile])));
   for (const issuer of trustedIssuers(config)) {
-    const verifier = buildVerifier(config, [issuer]);
-    const ready = await verifier.ready();
-    rows.push([ready ? 'ok' : 'unreachable', `issuer ${issuer.issuer}`, ready ? 'discovery and JWKS loaded' : 'discovery or JWKS could not be loaded']);
+    let failure = '';
+    const verifier = buildVerifier(config, [issuer], { issuerTimeoutMs: timeoutMs, onIssuerKeys: (event) => {
+      if (!event.loaded) failure = `${event.url}: ${event.cause}`;
+    } });
+    const ready = await withinCheckTimeout(verifier.ready(), issuer.issuer, timeoutMs).catch((err: Error) => ((failure ||= err.message), false));
+    rows.push([ready ? 'ok' : 'unreachable', `issuer ${issuer.issuer}`, ready ? 'discovery and JWKS loaded' : `discovery or JWKS could not be loaded: ${failure}`]);
     try {
       const token = await tokens(issuer);
       if (!token) {
         rows.push(['warn', `GitLab API ${issuer.apiUrl}`, 'no apiTokenFile: job and approval lookups will fail for private projects']);
         continue;
       }
-      const response = await fetch(`${issuer.apiUrl.replace(/\/$/, '')}/personal_access_tokens/self`, { headers: { 'PRIVATE-TOKEN': token }, redirect: 'manual', signal: AbortSignal.timeout(5000) });
+      const url = `${issuer.apiUrl.replace(/\/$/, '')}/personal_access_tokens/self`;
+      const response = await fetch(url, { headers: { 'PRIVATE-TOKEN': token }, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
       if (!response.ok) {
-        rows.push([response.status === 401 ? 'fail' : 'unreachable', `GitLab API ${issuer.apiUrl}`, `token check answered HTTP ${response.status}`]);
+        rows.push([response.status === 401 ? 'fail' : 'unreachable', `GitLab API ${issuer.apiUrl}`, `token check ${url} answered HTTP ${response.status}`]);
         continue;
       }
       const scopes = ((await response.json()) as { scopes?: string[] }).scopes ?? [];
       const enough = scopes.includes('read_api') || scopes.includes('api');
       rows.push([enough ? 'ok' : 'fail', `GitLab API ${issuer.apiUrl}`, `token scopes: ${scopes.join(', ') || '(none)'}${enough ? '' : ' — needs read_api'}`]);
     } catch (err) {
-      rows.push(['unreachable', `GitLab API ${issuer.apiUrl}`, (err as Error).message]);
+      const cause = (err as Error & { cause?: { code?: string } }).cause?.code;
+      rows.push(['unreachable', `GitLab API ${issuer.apiUrl}`, `${issuer.apiUrl}: ${(err as Error).message}${cause ? ` (${cause})` : ''}`]);
     }
+  }
+}
+
+/**
+ * The row list doctor fills; with `onRow`, each row is also handed over the moment its check finishes, so a slow or
+ * hanging check never hides the ones before it. (Intercepting push keeps every check's code as plain `rows.push`.)
+ */
+function reportingRows(onRow: ((row: Row) => void) | undefined): Row[] {
+  const rows: Row[] = [];
+  if (onRow) {
+    rows.push = (...items: Row[]): number => {
+      for (const item of items) {
+        Array.prototype.push.call(rows, item);
+        onRow(item);
+      }
+      return rows.length;
+    };
   }
   return rows;
 }
@@ -55,14 +90,15 @@ function exitCodeOf(rows: readonly Row[], configError: boolean): number {
   return rows.some(([status]) => status === 'unreachable') ? EXIT.upstream : EXIT.ok;
 }
 
-export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exitCode: number }> {
-  const rows: Row[] = [];
+export async function runDoctor(configPath: string, options: { onRow?: (row: Row) => void; checkTimeoutMs?: number } = {}): Promise<{ rows: Row[]; exitCode: number }> {
+  const rows = reportingRows(options.onRow);
   let config: BrokerConfig;
   try {
     config = await loadConfig(configPath);
     rows.push(['ok', 'config', configPath]);
   } catch (err) {
-    return { rows: [['fail', 'config', (err as Error).message]], exitCode: EXIT.config };
+    rows.push(['fail', 'config', (err as Error).message]);
+    return { rows, exitCode: EXIT.config };
   }
   let configError = false;
   let policy: CompiledPolicy | undefined;
@@ -95,9 +131,10 @@ export async function runDoctor(configPath: string): Promise<{ rows: Row[]; exit
       for (const error of report.errors) rows.push(['fail', 'linkerd CA', error]);
       for (const warning of report.warnings) rows.push(['warn', 'linkerd CA', warning]);
     }
-    rows.push(...(await checkIssuers(config)));
+    rows.push(...(await checkSecretFilePermissions(config)));
+    await checkIssuers(config, rows, options.checkTimeoutMs ?? CHECK_TIMEOUT_MS);
     // Loads the Google client libraries, so only when the config has a google section.
-    if (config.google && policy) rows.push(...(await checkGoogle(config.google, policy)));
+    if (config.google && policy) rows.push(...(await checkGoogle(config.google, policy, options.checkTimeoutMs ?? CHECK_TIMEOUT_MS)));
   } finally {
     await adapters?.close();
   }
@@ -109,15 +146,18 @@ export function registerDoctorCommand(program: Command): void {
     .command('doctor')
     .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry, Google impersonation')
     .option('--config <file>', 'broker config (or BROKER_CONFIG)')
-    .action(async (options: { config?: string }) => {
+    .option('--json', 'print the checks as JSON ({ exitCode, checks: [{ status, check, detail }] })')
+    .option('--check-timeout <seconds>', `time each network check may take (default ${CHECK_TIMEOUT_MS / 1000})`, parseSeconds)
+    .action(async (options: { config?: string; json?: boolean; checkTimeout?: number }) => {
       const path = configPathOrUsage('doctor', options.config);
       if (!path) return;
-      const { rows, exitCode } = await runDoctor(path);
-      printTable(['status', 'check', 'detail'], rows);
-      // A finding is only useful with its reason: print in full what the table had to cut.
-      for (const [status, check, detail] of rows) {
-        if (status !== 'ok' && detail.length > TABLE_CELL_WIDTH) console.log(`\n${status} ${check}: ${detail}`);
-      }
+      await assertReadable(path);
+      // Each check is printed as it finishes; --json prints once, at the end.
+      const onRow = options.json ? undefined : ([status, check, detail]: Row) => console.log(`${status.padEnd(11)} ${check}: ${detail}`);
+      const { rows, exitCode } = await runDoctor(path, { onRow, checkTimeoutMs: (options.checkTimeout ?? CHECK_TIMEOUT_MS / 1000) * 1000 });
+      const count = (status: Status) => rows.filter((row) => row[0] === status).length;
+      if (options.json) console.log(JSON.stringify({ exitCode, checks: rows.map(([status, check, detail]) => ({ status, check, detail })) }, null, 2));
+      else console.log(`${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failed, ${count('unreachable')} unreachable`);
       process.exitCode = exitCode;
     });
 }

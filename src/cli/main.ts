@@ -7,15 +7,24 @@ import { registerSpannerCommands } from './commands/spanner.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommands } from './serve.js';
-import { ConfigError } from '../config/load.js';
+import { describeFailure } from './failures.js';
+import { registerCompletionCommand } from './completion.js';
+import { registerKeysCommands } from './keys.js';
+import { LOG_LEVELS, oneOf } from './options.js';
 import { EXIT } from './output.js';
+import { cliVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('oidc-broker')
     .description('Exchange GitLab CI ID tokens for short-lived, approval-gated credentials')
-    .version('0.1.0')
+    .version(cliVersion(), '-V, --version', 'print the version (package.json\'s) and exit')
+    .option('--log-level <level>', `the server's log level: ${LOG_LEVELS.join(', ')} (or LOG_LEVEL)`, oneOf(LOG_LEVELS))
     .exitOverride()
     .showHelpAfterError();
+  program.hook('preAction', (command) => {
+    const level = (command.optsWithGlobals() as { logLevel?: string }).logLevel;
+    if (level) process.env.LOG_LEVEL = level;
+  });
   registerServeCommands(program);
   registerPolicyCommands(program);
   registerExchangeCommand(program);
@@ -23,6 +32,8 @@ export function buildProgram(): Command {
   registerLinkerdCommands(program);
   registerDoctorCommand(program);
   registerSpannerCommands(program);
+  registerKeysCommands(program);
+  registerCompletionCommand(program);
   return program;
 }
 
@@ -34,8 +45,9 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
-    console.error(`oidc-broker: ${(err as Error).message}`);
-    process.exitCode = err instanceof ConfigError ? EXIT.config : EXIT.denied;
+    const { message, exitCode } = describeFailure(err);
+    console.error(`oidc-broker: ${message}`);
+    process.exitCode = exitCode;
   }
 }
 

@@ -1,17 +1,34 @@
 /** CLI exit codes (CONTRACT.md §5) and plain-text tables. A configuration error is a usage error (2), not an outage. */
 export const EXIT = { ok: 0, denied: 1, usage: 2, config: 2, upstream: 3 } as const;
 
-/** Longer table cells are cut, to keep tables readable in a CI log. */
+/** Longer table cells wrap onto continuation lines (never cut), to keep tables readable in a CI log. */
 export const TABLE_CELL_WIDTH = 70;
 
-/** A plain-text table, cells trimmed to keep it readable in a CI log. */
+/** `value` as lines of at most `width` characters, broken after spaces, `/`, `,` or `@` where possible. */
+export function wrapCell(value: string, width = TABLE_CELL_WIDTH): string[] {
+  let rest = value.replace(/\s+/g, ' ').trim();
+  const lines: string[] = [];
+  while (rest.length > width) {
+    const window = rest.slice(0, width + 1);
+    const breakAt = Math.max(window.lastIndexOf(' '), window.lastIndexOf('/') + 1, window.lastIndexOf(',') + 1, window.lastIndexOf('@'));
+    const at = breakAt > width / 3 ? breakAt : width;
+    lines.push(rest.slice(0, at).trimEnd());
+    rest = rest.slice(at).trimStart();
+  }
+  lines.push(rest);
+  return lines;
+}
+
+/** A plain-text table; a long cell wraps within its column, so nothing is cut. */
 export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const cell = (value: string): string =>
-    (value.length > TABLE_CELL_WIDTH ? `${value.slice(0, TABLE_CELL_WIDTH - 1)}…` : value).replace(/\s+/g, ' ');
-  const all = [headers, ...rows].map((row) => row.map(cell));
-  const widths = headers.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
-  const line = (row: readonly string[]): string => row.map((value, column) => value.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
-  return [line(all[0] ?? []), widths.map((width) => '-'.repeat(width)).join('  '), ...all.slice(1).map(line)].join('\n');
+  const wrapped = [headers, ...rows].map((row) => headers.map((_, column) => wrapCell(row[column] ?? '')));
+  const widths = headers.map((_, column) => Math.max(...wrapped.map((row) => Math.max(...(row[column] ?? ['']).map((line) => line.length)))));
+  const lines = (row: readonly string[][]): string[] => {
+    const height = Math.max(...row.map((cell) => cell.length));
+    return Array.from({ length: height }, (_, index) => row.map((cell, column) => (cell[index] ?? '').padEnd(widths[column] ?? 0)).join('  ').trimEnd());
+  };
+  const [head, ...body] = wrapped;
+  return [...lines(head ?? []), widths.map((width) => '-'.repeat(width)).join('  '), ...body.flatMap(lines)].join('\n');
 }
 
 export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {

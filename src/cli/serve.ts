@@ -1,11 +1,14 @@
 /** `oidc-broker serve` and `oidc-broker dev`: start the composition root, wait for signals. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { fileURLToPath } from 'node:url';
+import { createOperationalLogger } from '../adapters/audit/winston-audit.js';
 import { createEphemeralCa } from '../adapters/ca/ephemeral.js';
 import { generateSigningJwks } from '../adapters/jwt/signer.js';
 import { loadConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
+import { refClaims } from '../dev/token-factory.js';
+import { parsePort } from './options.js';
 import { exitOnStopSignals } from '../lifecycle.js';
 import { createBroker, type Broker, type BrokerOverrides } from '../main.js';
 import { configPathOrUsage, EXIT } from './output.js';
@@ -62,7 +65,8 @@ function devBanner(url: string): string {
     '',
     '  Explain a decision for another environment:',
     `    TOKEN=$(npx oidc-broker dev token --broker ${url} --claim environment=staging)`,
-    `    curl -s -X POST ${url}/v1/explain -H "Authorization: Bearer $TOKEN" -d '{"grants":{"token":{}}}'`,
+    `    curl -s -X POST ${url}/v1/explain -H "Authorization: Bearer $TOKEN" \\`,
+    `      -H 'Content-Type: application/json' -d '{"grants":{"token":{}}}'`,
     '',
   ].join('\n');
 }
@@ -78,16 +82,17 @@ export function registerServeCommands(program: Command): void {
       const config = await loadConfig(path);
       const broker = await createBroker(config);
       const url = await broker.listen();
-      console.error(`oidc-broker listening on ${url} (issuer ${config.server.publicUrl})`);
+      createOperationalLogger().info('listening', { url, issuer: config.server.publicUrl });
+      // Load every issuer's discovery and keys now: one that cannot be reached is logged (URL and cause) at start.
+      void broker.deps.verifier.ready();
       exitOnStopSignals(() => broker.close());
     });
 
   const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
   dev
-    .command('start', { isDefault: true, hidden: true })
-    .option('--port <n>', 'port (default PORT or 8080)')
-    .action(async (options: { port?: string }) => {
-      const port = Number(options.port ?? process.env.PORT ?? 8080);
+    .option('--port <n>', 'port to listen on (default PORT or 8080)', parsePort)
+    .action(async (options: { port?: number }) => {
+      const port = options.port ?? parsePort(process.env.PORT ?? '8080');
       const { broker, url } = await startDevBroker(port);
       console.log(devBanner(url));
       exitOnStopSignals(() => broker.close());
@@ -97,8 +102,13 @@ export function registerServeCommands(program: Command): void {
     .description('print an ID token from the development issuer of a running dev broker')
     .option('--broker <url>', 'dev broker URL', `http://127.0.0.1:${process.env.PORT ?? 8080}`)
     .option('--claim <k=v>', 'override a claim (repeatable; k= removes it)', (value: string, all: string[]) => [...all, value], [] as string[])
-    .action(async (options: { broker: string; claim: string[] }) => {
+    .addOption(new Option('--ref <branch>', 'a branch pipeline: sets ref, ref_type, ref_path, sub and ci_config_ref_uri').conflicts('tag'))
+    .option('--tag <tag>', 'a tag pipeline: sets ref, ref_type, ref_path, sub and ci_config_ref_uri')
+    .action(async (options: { broker: string; claim: string[]; ref?: string; tag?: string }) => {
       const claims: Record<string, unknown> = {};
+      const projectPath = options.claim.find((pair) => pair.startsWith('project_path='))?.slice('project_path='.length);
+      if (options.ref !== undefined) Object.assign(claims, refClaims('branch', options.ref, projectPath || undefined));
+      if (options.tag !== undefined) Object.assign(claims, refClaims('tag', options.tag, projectPath || undefined));
       for (const pair of options.claim) {
         const at = pair.indexOf('=');
         if (at <= 0) {

@@ -48,7 +48,8 @@ export async function loadConfig(path: string): Promise<BrokerConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`config: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigError(missing ? `config: file not found: ${path}` : `config: cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   return parseConfig(text, dirname(resolve(path)));
 }

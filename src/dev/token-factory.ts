@@ -68,6 +68,23 @@ export function defaultIdTokenClaims(input: ClaimDefaultsInput): Record<string, 
   };
 }
 
+const DEFAULT_PROJECT_PATH = 'payments/api';
+
+/**
+ * The claims that name a pipeline's ref, consistent with each other as GitLab writes them.
+ * @example refClaims('tag', 'v1.2.0') // { ref: 'v1.2.0', ref_type: 'tag', ref_path: 'refs/tags/v1.2.0', sub: 'project_path:payments/api:ref_type:tag:ref:v1.2.0', … }
+ */
+export function refClaims(type: 'branch' | 'tag', name: string, projectPath = DEFAULT_PROJECT_PATH): Record<string, string> {
+  const refPath = `refs/${type === 'branch' ? 'heads' : 'tags'}/${name}`;
+  return {
+    ref: name,
+    ref_type: type,
+    ref_path: refPath,
+    sub: `project_path:${projectPath}:ref_type:${type}:ref:${name}`,
+    ci_config_ref_uri: `gitlab.example.com/${projectPath}//.gitlab-ci.yml@${refPath}`,
+  };
+}
+
 /** Drop claims whose override is `null`, replace the rest. */
 export function withOverrides(claims: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...claims };

@@ -89,7 +89,9 @@ export function createApiRoutes(options: ApiRoutesOptions): (endpoint: ApiEndpoi
         rule = result.rule;
         sendJson(res, requestId, JSON.stringify(result));
       } else {
-        const result = await explain(deps, { requestId, token, bodyText });
+        // ?defer=deploymentApprovals: the deploy gate's verify job has no deployment; the exchange judges that later.
+        const deferDeploymentApprovals = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').getAll('defer').includes('deploymentApprovals');
+        const result = await explain(deps, { requestId, token, bodyText, deferDeploymentApprovals });
         rule = result.rule ?? '';
         sendJson(res, requestId, JSON.stringify(result));
       }

@@ -19,6 +19,26 @@ export interface VerifierOptions {
   readonly jwksCacheMaxAgeMs?: number;
   readonly jwksCooldownMs?: number;
   readonly timeoutMs?: number;
+  /** Called when an issuer's discovery or keys cannot be loaded (at most once a minute per issuer and cause), and when they load again. */
+  readonly onKeysStatus?: (event: IssuerKeysEvent) => void;
+}
+
+/** What an operator needs to fix an issuer that cannot be reached: which URL failed and why. */
+export type IssuerKeysEvent =
+  | { readonly loaded: false; readonly issuer: string; readonly url: string; readonly cause: string }
+  | { readonly loaded: true; readonly issuer: string };
+
+const REPEAT_FAILURE_LOG_MS = 60_000;
+
+/** The innermost causes of an error, joined: "issuer discovery failed: fetch failed: connect ECONNREFUSED …". */
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let current = err; current !== undefined && current !== null && parts.length < 5; current = (current as { cause?: unknown }).cause) {
+    const error = current as { message?: unknown; code?: unknown };
+    const text = typeof error.message === 'string' ? error.message : String(current);
+    parts.push(typeof error.code === 'string' && !text.includes(error.code) ? `${text} (${error.code})` : text);
+  }
+  return parts.join(': ');
 }
 
 type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
@@ -27,6 +47,9 @@ interface IssuerState {
   readonly trusted: TrustedIssuer;
   keys: RemoteKeys | undefined;
   discovering: Promise<RemoteKeys> | undefined;
+  /** The URL being fetched (discovery, then the key set), for the failure report. */
+  url: string;
+  reported: { cause: string; at: number } | undefined;
 }
 
 const decodeBase64Url = (segment: string): string => Buffer.from(segment, 'base64url').toString('utf8');
@@ -76,12 +99,13 @@ function mapJoseError(err: unknown): BrokerError {
 export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier {
   const tolerance = options.clockToleranceSeconds ?? 30;
   const states = new Map<string, IssuerState>();
-  for (const trusted of options.issuers) states.set(trusted.issuer, { trusted, keys: undefined, discovering: undefined });
+  for (const trusted of options.issuers) states.set(trusted.issuer, { trusted, keys: undefined, discovering: undefined, url: trusted.issuer, reported: undefined });
 
   async function discoverKeys(state: IssuerState): Promise<RemoteKeys> {
     const issuerUrl = new URL(state.trusted.issuer);
     const insecure = issuerUrl.protocol === 'http:' && isLoopback(issuerUrl);
     let configuration: oidc.Configuration;
+    state.url = `${state.trusted.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     try {
       configuration = await oidc.discovery(issuerUrl, 'oidc-broker', undefined, undefined, {
         execute: insecure ? [oidc.allowInsecureRequests] : [],
@@ -93,6 +117,7 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
     const jwksUri = configuration.serverMetadata().jwks_uri;
     if (jwksUri === undefined) throw new BrokerError('upstream_unavailable', 'issuer discovery has no jwks_uri');
     const keysUrl = new URL(jwksUri);
+    state.url = keysUrl.href;
     // Keys only from the issuer's own origin: a compromised discovery document must not point us elsewhere.
     if (keysUrl.origin !== issuerUrl.origin) throw new BrokerError('upstream_unavailable', 'jwks_uri is not on the issuer host');
     const keys = createRemoteJWKSet(keysUrl, {
@@ -114,10 +139,18 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
       (keys) => {
         state.keys = keys;
         state.discovering = undefined;
+        if (state.reported) options.onKeysStatus?.({ loaded: true, issuer: state.trusted.issuer });
+        state.reported = undefined;
         return keys;
       },
       (err: unknown) => {
         state.discovering = undefined;
+        const cause = causeChain(err);
+        const now = Date.now();
+        if (state.reported?.cause !== cause || now - state.reported.at >= REPEAT_FAILURE_LOG_MS) {
+          state.reported = { cause, at: now };
+          options.onKeysStatus?.({ loaded: false, issuer: state.trusted.issuer, url: state.url, cause });
+        }
         throw err;
       },
     );

@@ -30,7 +30,8 @@ export async function readPolicyDocuments(path: string): Promise<PolicyDocument[
   try {
     files = await policyFiles(path);
   } catch (err) {
-    throw new PolicyError([{ source: path, path: '', message: `cannot read: ${(err as Error).message}` }]);
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new PolicyError([{ source: path, path: '', message: missing ? `file not found: ${path}` : `cannot read: ${(err as Error).message}` }]);
   }
   if (files.length === 0) throw new PolicyError([{ source: path, path: '', message: 'no *.yaml policy files' }]);
   const documents: PolicyDocument[] = [];

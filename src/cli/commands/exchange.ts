@@ -12,12 +12,13 @@ import { generateKeyAndRequest } from '../../adapters/ca/request.js';
 import type { z } from 'zod';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
 import { GRANT_KINDS, GRANTS, isGrantKind, type GrantKind, type JobMaterial } from '../../core/grants.js';
-import {
-  exchangeResponseSchema, explainResponseSchema, firstIssue, problemSchema, type ExchangeResponse, type ExplainResponse, type Problem,
-} from '../../core/exchange-response.js';
+import { exchangeResponseSchema, explainResponseSchema, firstIssue, problemSchema, type ExchangeResponse } from '../../core/exchange-response.js';
 import { missingFieldText } from '../../core/json-path.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { EXIT, formatTable } from '../output.js';
+import { formatExplanation, formatProblem } from '../denials.js';
+import { EXIT } from '../output.js';
+import { judgeGate } from '../gate-verdict.js';
+import { parseGrantList, parseSeconds } from '../options.js';
 import { earliestExpiry, refreshLoop, refreshPlanSchema, startRefreshWorker } from './refresh-loop.js';
 
 class UsageError extends Error {}
@@ -85,28 +86,11 @@ function answerOf<T>(schema: z.ZodType<T>, reply: BrokerReply, what: string): T 
   return parsed.data;
 }
 
-/** The /v1/explain answer as a table of every failed condition, requirement and grant, per applicable rule. */
-export function formatExplanation(explanation: ExplainResponse): string {
-  const rows: string[][] = [];
-  for (const evaluation of explanation.evaluations) {
-    for (const condition of evaluation.conditions.filter((item) => !item.ok)) {
-      rows.push([evaluation.rule, condition.name, condition.expected, condition.actual ?? '(absent)']);
-    }
-    for (const check of [...evaluation.requirements, ...evaluation.grants].filter((item) => !item.ok)) {
-      rows.push([evaluation.rule, check.name, 'ok', check.detail]);
-    }
-  }
-  return rows.length === 0 ? 'no rule applies to this project' : formatTable(['RULE', 'CONDITION', 'EXPECTED', 'PIPELINE HAD'], rows);
-}
+const text = (value: unknown): string => (value === undefined || value === null ? '' : String(value));
 
-/** A refusal: a problem+json's code, detail and reasons table, or the status alone when the body is not one. */
-export function formatProblem(reply: BrokerReply): string {
-  const parsed = problemSchema.safeParse(reply.body);
-  if (!parsed.success) return `denied: the broker answered ${reply.status} without a problem+json body`;
-  const problem: Problem = parsed.data;
-  const head = `denied: ${problem.code}: ${problem.detail}`;
-  const reasons = (problem.reasons ?? []).map((reason) => [reason.rule, reason.name, reason.detail]);
-  return reasons.length === 0 ? head : `${head}\n${formatTable(['RULE', 'CHECK', 'DETAIL'], reasons)}`;
+/** A JSON body as a record for the denial formatters, which read what they find and print the rest as absent. */
+function asRecord(body: unknown): Record<string, unknown> {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
 }
 
 function exitCodeFor(status: number): number {
@@ -142,16 +126,16 @@ async function writeDotenv(file: string, entries: readonly [string, string][]): 
 interface CommonFlags {
   readonly broker: string;
   readonly grant: string[];
+  readonly grantsJson?: string[];
   readonly tokenEnv: string;
   readonly timeout: number;
 }
 
 function readInputs(flags: CommonFlags): { idToken: string; wanted: WantedGrants } {
   if (!isAllowedIssuerUrl(flags.broker)) throw new UsageError('--broker must be an https URL (http only for loopback)');
-  if (!(flags.timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds');
   const idToken = process.env[flags.tokenEnv]?.trim();
   if (!idToken) throw new UsageError(`$${flags.tokenEnv} is empty: add it under id_tokens: in the job (aud = the broker audience)`);
-  return { idToken, wanted: parseGrantFlags(flags.grant) };
+  return { idToken, wanted: parseGrantFlags([...flags.grant, ...(flags.grantsJson ?? [])]) };
 }
 
 /** Run a command body, mapping usage errors and network failures to exit codes; never prints a token. */
@@ -183,16 +167,18 @@ async function run(body: () => Promise<number>): Promise<void> {
 interface ExchangeFlags extends CommonFlags {
   readonly out: string;
   readonly dotenv?: string;
+  readonly json?: boolean;
   readonly refresh?: boolean;
   readonly refreshBefore: number;
   readonly refreshWorker?: boolean;
 }
 
 /** The worker's command line: everything but the ID token, which the worker never needs (it has the session). */
-function workerArgs(flags: ExchangeFlags, out: string): string[] {
+function workerArgs(flags: ExchangeFlags, wanted: WantedGrants, out: string): string[] {
+  const grants = [...wanted].flatMap(([kind, argument]) => ['--grant', argument === undefined ? kind : `${kind}=${argument}`]);
   return [
     'exchange', '--broker', flags.broker, '--out', out, ...(flags.dotenv ? ['--dotenv', resolve(flags.dotenv)] : []),
-    ...flags.grant.flatMap((grant) => ['--grant', grant]), '--timeout', String(flags.timeout), '--refresh-before', String(flags.refreshBefore),
+    ...grants, '--timeout', String(flags.timeout), '--refresh-before', String(flags.refreshBefore),
   ];
 }
 
@@ -230,45 +216,55 @@ async function exchange(flags: ExchangeFlags): Promise<number> {
   const body = exchangeBody(wanted, material);
   const reply = await callBroker(flags.broker, 'v1/exchange', idToken, body, flags.timeout);
   if (reply.status !== 200) {
-    process.stderr.write(`${formatProblem(reply)}\n`);
-    if (reply.status === 403) {
-      const explained = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout).catch(() => undefined);
-      const explanation = explained?.status === 200 ? explainResponseSchema.safeParse(explained.body) : undefined;
-      if (explanation?.success) process.stderr.write(`${formatExplanation(explanation.data)}\n`);
-    }
+    // A denial comes with one table: the explanation's (expected vs what the pipeline had) when the broker gives it,
+    // the problem's reasons otherwise.
+    const explained = reply.status === 403 ? await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout).catch(() => undefined) : undefined;
+    const explanation = explained?.status === 200 ? asRecord(explained.body) : undefined;
+    if (flags.json) process.stdout.write(`${JSON.stringify({ ok: false, status: reply.status, problem: reply.body, explanation: explanation ?? null })}\n`);
+    else process.stderr.write(`${formatProblem(reply.status, asRecord(reply.body), explanation)}\n`);
     return exitCodeFor(reply.status);
   }
   const answer = answerOf(exchangeResponseSchema, reply, 'exchange response');
   const out = resolve(flags.out);
   const env = await writeCredentials(out, answer, material);
   if (flags.dotenv) await writeDotenv(resolve(flags.dotenv), env);
-  const granted = Object.keys(answer.grants).join(', ');
-  process.stderr.write(`rule ${answer.rule} granted ${granted}; credentials in ${out}\n`);
+  const granted = Object.keys(answer.grants);
+  if (flags.json) {
+    // Paths and expiry only: the credentials themselves stay in their files.
+    const files = Object.fromEntries(env.filter(([name]) => name.endsWith('_FILE') || name === 'OIDC_BROKER_DIR' || name.endsWith('_EXPIRES_AT')));
+    process.stdout.write(`${JSON.stringify({ ok: true, rule: answer.rule, requestId: answer.requestId, granted, out, files })}\n`);
+  }
+  process.stderr.write(`rule ${answer.rule} granted ${granted.join(', ')}; credentials in ${out}\n`);
   if (flags.refresh) {
     const expiresAt = earliestExpiry(answer.grants);
     if (answer.session === undefined || expiresAt === undefined) throw new UnexpectedAnswer('the broker answered without a session: --refresh needs a broker with POST /v1/refresh');
-    const pid = await startRefreshWorker(workerArgs(flags, out), { session: answer.session, expiresAt: new Date(expiresAt).toISOString() }, out);
+    const pid = await startRefreshWorker(workerArgs(flags, wanted, out), { session: answer.session, expiresAt: new Date(expiresAt).toISOString() }, out);
     process.stderr.write(`refreshing in the background until ${answer.session.expiresAt} (pid ${pid}; log ${out}/refresh.log)\n`);
   }
   return EXIT.ok;
 }
 
-async function gate(flags: CommonFlags): Promise<number> {
+async function gate(flags: CommonFlags & { json?: boolean }): Promise<number> {
   const { idToken, wanted } = readInputs(flags);
   // The explain body is the exchange body; a throwaway CSR keeps it valid without any key leaving the job.
   const body = exchangeBody(wanted, { csrPem: needsKeyPair(wanted) ? generateKeyAndRequest().csrPem : undefined });
-  const reply = await callBroker(flags.broker, 'v1/explain', idToken, body, flags.timeout);
+  const reply = await callBroker(flags.broker, 'v1/explain?defer=deploymentApprovals', idToken, body, flags.timeout);
   if (reply.status !== 200) {
-    process.stderr.write(`${formatProblem(reply)}\n`);
+    if (flags.json) process.stdout.write(`${JSON.stringify({ pass: false, status: reply.status, problem: reply.body })}\n`);
+    else process.stderr.write(`${formatProblem(reply.status, asRecord(reply.body))}\n`);
     return exitCodeFor(reply.status);
   }
-  const explanation = answerOf(explainResponseSchema, reply, 'explain response');
-  if (explanation.allowed) {
-    process.stdout.write(`allowed by rule ${explanation.rule ?? ''}\n`);
-    return EXIT.ok;
+  answerOf(explainResponseSchema, reply, 'explain response'); // refuses an answer of the wrong shape
+  const verdict = judgeGate(asRecord(reply.body));
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ ...verdict, explanation: reply.body })}\n`);
+  } else if (verdict.pass) {
+    process.stdout.write(`allowed by rule ${text(verdict.rule)}\n`);
+    for (const item of verdict.deferred) process.stdout.write(`  not judged yet: ${item}\n`);
+  } else {
+    process.stderr.write(`not allowed:\n${formatExplanation(asRecord(reply.body))}\n`);
   }
-  process.stderr.write(`not allowed:\n${formatExplanation(explanation)}\n`);
-  return EXIT.denied;
+  return verdict.pass ? EXIT.ok : EXIT.denied;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -277,8 +273,9 @@ function commonOptions(command: Command): Command {
   return command
     .requiredOption('--broker <url>', 'broker base URL', process.env.OIDC_BROKER_URL)
     .option('--grant <grant>', `${grantFlagHelp()}; repeat for several`, collect, [])
+    .option('--grants-json <json>', 'the grants as a JSON array, e.g. \'["token","linkerd"]\' (what the CI components pass)', parseGrantList)
     .option('--token-env <name>', 'environment variable holding the GitLab ID token', 'BROKER_ID_TOKEN')
-    .addOption(new Option('--timeout <seconds>', 'request timeout').default(30).argParser((value) => Number(value)));
+    .addOption(new Option('--timeout <seconds>', 'request timeout').default(30).argParser(parseSeconds));
 }
 
 /** Adds `exchange`. */
@@ -286,14 +283,16 @@ export function registerExchangeCommand(program: Command): void {
   commonOptions(program.command('exchange').description('exchange the job ID token for credentials and write them to files'))
     .option('--out <dir>', 'directory for the credential files', process.env.OIDC_BROKER_DIR ?? '.oidc-broker')
     .option('--dotenv <file>', 'also write a dotenv file (GOOGLE_OAUTH_ACCESS_TOKEN, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, …)')
+    .option('--json', 'print the outcome as JSON on stdout (file paths and expiry, never a credential)')
     .option('--refresh', 'then keep the credential files fresh from a background process until the job ends (POST /v1/refresh)')
-    .addOption(new Option('--refresh-before <seconds>', 'with --refresh: renew this long before the credentials expire').default(300).argParser((value) => Number(value)))
+    .addOption(new Option('--refresh-before <seconds>', 'with --refresh: renew this long before the credentials expire').default(300).argParser(parseSeconds))
     .addOption(new Option('--refresh-worker').hideHelp())
     .action((flags: ExchangeFlags) => run(() => exchange(flags)));
 }
 
 /** Adds `gate`. */
 export function registerGateCommand(program: Command): void {
-  commonOptions(program.command('gate').description('explain-only check for deploy gating; exit 0 when allowed'))
-    .action((flags: CommonFlags) => run(() => gate(flags)));
+  commonOptions(program.command('gate').description('explain-only check for deploy gating; exit 0 when allowed (deployment approvals are left to the deploy job)'))
+    .option('--json', 'print the verdict and the broker\'s explanation as JSON on stdout')
+    .action((flags: CommonFlags & { json?: boolean }) => run(() => gate(flags)));
 }

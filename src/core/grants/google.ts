@@ -58,7 +58,7 @@ export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequ
   check(allowed, request) {
     if (!allowed) return { ok: false, detail: 'the rule grants no Google access' };
     const extra = (request.scopes ?? []).filter((scope) => !allowed.scopes.includes(scope));
-    return extra.length > 0 ? { ok: false, detail: `scopes not allowed: ${extra.join(', ')}` } : { ok: true, detail: `impersonate ${allowed.serviceAccount}` };
+    return extra.length > 0 ? { ok: false, detail: `scopes not allowed: ${extra.join(', ')}; the rule allows ${allowed.scopes.join(', ')}` } : { ok: true, detail: `impersonate ${allowed.serviceAccount}` };
   },
   plan(allowed, request, expiry) {
     return {

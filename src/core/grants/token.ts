@@ -43,7 +43,7 @@ export const tokenGrant: GrantModule<'token', TokenGrantSpec, TokenGrantRequest,
     if (!allowed) return { ok: false, detail: 'the rule grants no broker token' };
     const audience = request.audience;
     return audience !== undefined && !allowed.audiences.includes(audience)
-      ? { ok: false, detail: `audience not allowed: ${audience}` }
+      ? { ok: false, detail: `audience not allowed: ${audience}; the rule allows ${allowed.audiences.join(', ')}` }
       : { ok: true, detail: `audience ${audience ?? allowed.audiences[0]}` };
   },
   plan: (allowed, request, expiry) => ({ kind: 'token', audience: request.audience ?? (allowed.audiences[0] as string), expiresAt: expiry.at }),

@@ -29,6 +29,16 @@ export interface RequirementResult {
   readonly name: RequirementName;
   readonly ok: boolean;
   readonly detail: string;
+  /** Not judged in this evaluation (explain asked to defer it); `ok` is then true and `detail` says when it is checked. */
+  readonly deferred?: true;
+}
+
+/**
+ * Requirements an explanation may leave to the exchange. A deploy gate runs in a job with `environment: action: verify`,
+ * for which GitLab creates no deployment, so deployment approvals can only be judged when the deploy job runs.
+ */
+export interface EvaluationOptions {
+  readonly deferDeploymentApprovals?: boolean;
 }
 
 export interface RuleEvaluation {
@@ -114,7 +124,7 @@ export function preEvaluate(policy: CompiledPolicy, principal: GitLabPrincipal, 
 }
 
 /** Which facts the candidate rules need; an empty need means no GitLab API call at all. */
-export function factNeeds(preliminary: Preliminary): FactNeeds {
+export function factNeeds(preliminary: Preliminary, options: EvaluationOptions = {}): FactNeeds {
   const groups = new Set<string>();
   let jobStatus = false;
   let deploymentApprovals = false;
@@ -124,7 +134,7 @@ export function factNeeds(preliminary: Preliminary): FactNeeds {
     jobStatus ||= rule.require.jobRunning;
     const deployment = rule.require.deploymentApprovals;
     const mergeRequest = rule.require.mergeRequestApprovals;
-    if (deployment) {
+    if (deployment && !options.deferDeploymentApprovals) {
       deploymentApprovals = true;
       deployment.fromGroups?.forEach((group) => groups.add(group));
     }
@@ -153,7 +163,12 @@ interface RequirementsOutcome {
   readonly approvals: DecisionApprovals;
 }
 
-function evaluateRequirements(rule: CompiledRule, principal: GitLabPrincipal, facts: Facts, now: Date): RequirementsOutcome {
+function deferredDeploymentApprovals(spec: NonNullable<CompiledRule['require']['deploymentApprovals']>): RequirementResult {
+  const from = spec.fromGroups?.length ? ` from ${spec.fromGroups.join(', ')}` : '';
+  return { name: 'deploymentApprovals', ok: true, deferred: true, detail: `checked when the deploy job runs (needs ${spec.min}${from})` };
+}
+
+function evaluateRequirements(rule: CompiledRule, principal: GitLabPrincipal, facts: Facts, now: Date, options: EvaluationOptions): RequirementsOutcome {
   const results: RequirementResult[] = [sameProjectHolds(rule, principal)];
   const approvals: { deployment?: readonly Approver[]; mergeRequest?: { iid: number; approvedBy: string[] } } = {};
   if (rule.require.jobRunning) {
@@ -161,7 +176,9 @@ function evaluateRequirements(rule: CompiledRule, principal: GitLabPrincipal, fa
     results.push({ name: 'jobRunning', ok: status === 'running', detail: status === undefined ? 'job status unknown' : `job status is ${status}` });
   }
   const deploymentSpec = rule.require.deploymentApprovals;
-  if (deploymentSpec) {
+  if (deploymentSpec && options.deferDeploymentApprovals) {
+    results.push(deferredDeploymentApprovals(deploymentSpec));
+  } else if (deploymentSpec) {
     const outcome = evaluateDeploymentApprovals(deploymentSpec, principal, facts.approvals, now);
     results.push({ name: 'deploymentApprovals', ok: outcome.ok, detail: outcome.detail });
     approvals.deployment = outcome.approvers;
@@ -184,12 +201,12 @@ const REQUIREMENT_CODE: Readonly<Record<RequirementName, ErrorCode>> = {
 };
 
 /** Phase 2: requirements of the candidates over the facts, and the decision. */
-export function decide(preliminary: Preliminary, facts: Facts, now: Date): Decision {
+export function decide(preliminary: Preliminary, facts: Facts, now: Date, options: EvaluationOptions = {}): Decision {
   const { principal } = preliminary;
   const byName = new Map<string, RuleEvaluation>(preliminary.evaluations.map((evaluation) => [evaluation.rule, evaluation]));
   let firstFailure: { rule: string; requirement: RequirementResult } | undefined;
   for (const rule of preliminary.candidates) {
-    const outcome = evaluateRequirements(rule, principal, facts, now);
+    const outcome = evaluateRequirements(rule, principal, facts, now, options);
     const previous = byName.get(rule.name) as RuleEvaluation;
     byName.set(rule.name, { ...previous, requirements: outcome.results });
     const failed = outcome.results.find((result) => !result.ok);
