@@ -63,6 +63,30 @@ describe('oidc-broker policy', () => {
     assert.match(result.stderr, /rules\.0\.when\.ref_path: lookaround is not allowed/);
   });
 
+  it('check exits 1 for approval bypass by shadowing, and 0 with --allow-shadowing', async () => {
+    const file = join(dir, 'shadowing.yaml');
+    await writeFile(file, [
+      'version: 1',
+      'rules:',
+      '  - name: payments-any',
+      '    when: { project_id: "20" }',
+      '    grant: { token: { audiences: [https://deploy.internal] } }',
+      '  - name: payments-production',
+      '    when: { project_id: "20", environment: production }',
+      '    require: { deploymentApprovals: { min: 2 } }',
+      '    grant: { token: { audiences: [https://deploy.internal] } }',
+      '',
+    ].join('\n'));
+    const refused = await run(['policy', 'check', file]);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stdout, /^error: rule payments-production: rule payments-any comes first, .*can be bypassed$/m);
+    assert.match(refused.stdout, /2 rules, \d+ warnings, 1 errors/);
+    const accepted = await run(['policy', 'check', file, '--allow-shadowing']);
+    assert.equal(accepted.code, 0, accepted.stdout);
+    assert.match(accepted.stdout, /^accepted: rule payments-production: rule payments-any comes first/m);
+    assert.match(accepted.stdout, /2 rules, \d+ warnings, 0 errors/);
+  });
+
   it('check exits 1 for duplicate YAML keys', async () => {
     const file = join(dir, 'dup.yaml');
     await writeFile(file, 'version: 1\nversion: 1\nrules: []\n');

@@ -21,6 +21,17 @@ after(async () => {
 
 const now = () => Math.floor(Date.now() / 1000);
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** The same bytes, spelled differently: a 2048-bit signature leaves 4 unused bits in its last character, which decoders ignore. */
+function respellLastCharacter(token: string): string {
+  const last = BASE64URL.indexOf(token.slice(-1));
+  const respelled = token.slice(0, -1) + (BASE64URL[last | 1] as string);
+  assert.notEqual(respelled, token);
+  assert.deepEqual(Buffer.from(respelled.split('.')[2] as string, 'base64url'), Buffer.from(token.split('.')[2] as string, 'base64url'));
+  return respelled;
+}
+
 describe('token shape and header attacks', () => {
   const cases: Array<{ name: string; token: () => Promise<string> | string; code: string }> = [
     { name: 'alg none with an empty signature is refused', code: 'invalid_token', token: () => unsignedToken({ alg: 'none', typ: 'JWT' }, h.gitlab.claims(AUDIENCE)) },
@@ -56,6 +67,7 @@ describe('token shape and header attacks', () => {
     { name: 'a JWE-shaped five-part token is refused', code: 'invalid_token', token: () => 'a.b.c.d.e' },
     { name: 'random text is refused', code: 'invalid_token', token: () => 'not-a-token' },
     { name: 'a missing bearer token is refused', code: 'invalid_token', token: () => '' },
+    { name: 'a valid token whose signature is respelled in its padding bits is refused (one token, one spelling)', code: 'invalid_token', token: async () => respellLastCharacter(await h.gitlab.token(AUDIENCE)) },
   ];
   for (const testCase of cases) {
     it(testCase.name, async () => {

@@ -4,7 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { isBrokerError } from '../src/core/errors.js';
 import { createEphemeralCa, type EphemeralCa } from '../src/adapters/ca/ephemeral.js';
-import { TAG, contextTag, sequence, tlv } from '../src/adapters/ca/der.js';
+import { TAG, contextTag, octetString, sequence, tlv } from '../src/adapters/ca/der.js';
 import { buildCertificationRequest, csrExtension, generateKeyAndRequest, subjectAltName } from '../src/adapters/ca/request.js';
 import { IDENTITY, NAMING, SPIFFE_ID, contextAt, csrSignedByAnotherKey, minutesAfter, opensslCsr, planFor, scratchDir } from './linkerd-fixtures.js';
 
@@ -12,6 +12,8 @@ const dir = scratchDir();
 const p256 = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 const withExtensions = (...extensions: Buffer[]) => buildCertificationRequest(p256(), extensions);
 const withNames = (dnsNames: string[], uris: string[] = []) => withExtensions(subjectAltName({ dnsNames, uris }));
+/** The granted identity as a DNS SAN under an extension whose OID is spelled in raw bytes. */
+const identityUnderOid = (oidHex: string) => sequence(tlv(TAG.oid, Buffer.from(oidHex, 'hex')), octetString(sequence(tlv(contextTag(2, false), Buffer.from(IDENTITY, 'latin1')))));
 const otherName = (kindTag: number, value: string) => csrExtension('2.5.29.17', sequence(tlv(kindTag, Buffer.from(value, 'latin1'))));
 
 describe('CSR checks', () => {
@@ -43,6 +45,9 @@ describe('CSR checks', () => {
     },
     { name: 'CA rights through keyCertSign', csr: () => withExtensions(csrExtension('2.5.29.15', tlv(TAG.bitString, Buffer.from([0x02, 0x04])), true)), detail: /CA rights/ },
     { name: 'CA rights from openssl', csr: () => opensslCsr(dir, ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], ['-addext', 'basicConstraints=critical,CA:TRUE']), detail: /CA rights/ },
+    // Regression: these once read as subjectAltName (2.5.29.17); other parsers see no such extension, or none at all.
+    { name: 'an extension OID whose last arc is truncated (55 1d 11 81)', csr: () => withExtensions(identityUnderOid('551d1181')), detail: /not a valid DER/ },
+    { name: 'an extension OID with a non-minimal arc (55 1d 80 11)', csr: () => withExtensions(identityUnderOid('551d8011')), detail: /not a valid DER/ },
     { name: 'an extension the broker does not grant (name constraints)', csr: () => withExtensions(csrExtension('2.5.29.30', sequence())), detail: /2\.5\.29\.30/ },
   ];
   for (const { name, csr, detail } of refused) {
@@ -59,6 +64,7 @@ describe('CSR checks', () => {
   const accepted: Array<{ name: string; csr: () => string }> = [
     { name: 'no SANs at all', csr: () => generateKeyAndRequest().csrPem },
     { name: 'the DNS identity only', csr: () => withNames([IDENTITY]) },
+    { name: 'the DNS identity under the subjectAltName OID spelled in raw bytes (55 1d 11)', csr: () => withExtensions(identityUnderOid('551d11')) },
     { name: 'the SPIFFE ID only', csr: () => withNames([], [SPIFFE_ID]) },
     { name: 'both identity forms', csr: () => withNames([IDENTITY], [SPIFFE_ID]) },
     { name: 'an openssl CSR with both forms and a subject', csr: () => opensslCsr(dir, ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], ['-addext', `subjectAltName=DNS:${IDENTITY},URI:${SPIFFE_ID}`]) },

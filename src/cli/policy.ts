@@ -52,14 +52,16 @@ export function registerPolicyCommands(program: Command): void {
     .command('check')
     .argument('<path>', 'policy file or directory of *.yaml')
     .option('--strict', 'treat warnings as errors')
-    .description('schema, duplicate names, unsafe patterns, path-only bindings, unpinned production rules, unreachable rules')
-    .action(async (path: string, options: { strict?: boolean }) => {
+    .option('--allow-shadowing', 'accept earlier rules that grant the same with weaker requirements (reported, not counted)')
+    .description('schema, duplicate names, patterns that are not RE2, path-only bindings, unpinned production rules, unreachable rules, approval bypass by shadowing')
+    .action(async (path: string, options: { strict?: boolean; allowShadowing?: boolean }) => {
       const compiled = await loadOrReport(path);
       if (!compiled) return void (process.exitCode = EXIT.denied);
-      const findings = lintPolicy(compiled);
+      const findings = lintPolicy(compiled, { allowShadowing: options.allowShadowing === true });
       for (const finding of findings) console.log(`${finding.severity}: rule ${finding.rule}: ${finding.message}`);
-      const errors = findings.filter((finding) => finding.severity === 'error' || options.strict).length;
-      console.log(`${compiled.rules.length} rules, ${findings.length - errors} warnings, ${errors} errors`);
+      const counted = findings.filter((finding) => finding.severity !== 'accepted');
+      const errors = counted.filter((finding) => finding.severity === 'error' || options.strict).length;
+      console.log(`${compiled.rules.length} rules, ${counted.length - errors} warnings, ${errors} errors`);
       process.exitCode = errors > 0 ? EXIT.denied : EXIT.ok;
     });
 
@@ -128,7 +130,7 @@ export function registerPolicyCommands(program: Command): void {
       }
       for (const evaluation of decision.evaluations) {
         console.log(`rule ${evaluation.rule}: ${evaluation.applies ? 'applies' : 'does not apply'}`);
-        printTable(['', 'condition', 'expected', 'actual'], evaluation.conditions.map((c) => [c.ok ? 'ok' : 'x', c.name, c.expected, c.actual ?? '(absent)']));
+        printTable(['', 'condition', 'expected', 'actual'], evaluation.conditions.map((c) => [c.ok ? 'ok' : c.skipped ? '-' : 'x', c.name, c.expected, c.actual ?? '(absent)']));
         for (const g of evaluation.grants) console.log(`  ${g.ok ? 'ok' : 'x'} grant ${g.name}: ${g.detail}`);
         for (const r of evaluation.requirements) console.log(`  ${r.ok ? 'ok' : 'x'} require ${r.name}: ${r.detail}`);
       }

@@ -24,6 +24,21 @@ export interface UnverifiedToken {
   readonly payload: Readonly<Record<string, unknown>>;
 }
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * True when `segment` (already known to use only the base64url alphabet) is the one encoding of its bytes: no length
+ * that leaves a lone 6-bit group, and zero padding bits in the last character. Decoders ignore those bits, so without
+ * this check one token has up to 16 spellings that all verify, and its SHA-256 is no identifier.
+ */
+export function isCanonicalBase64Url(segment: string): boolean {
+  const unusedBits = [0, -1, 4, 2][segment.length % 4] as number;
+  if (unusedBits < 0) return false;
+  if (unusedBits === 0) return true;
+  const last = BASE64URL.indexOf(segment[segment.length - 1] as string);
+  return (last & ((1 << unusedBits) - 1)) === 0;
+}
+
 function decodeSegment(segment: string, what: string, decode: (segment: string) => string): { text: string; value: Record<string, unknown> } {
   let text: string;
   try {
@@ -40,7 +55,7 @@ function decodeSegment(segment: string, what: string, decode: (segment: string) 
 }
 
 /**
- * Structural checks before any key lookup: a compact JWS, header {alg: RS256, kid, typ?} and nothing else, a payload
+ * Structural checks before any key lookup: a compact JWS in canonical base64url, header {alg: RS256, kid, typ?} and nothing else, a payload
  * without duplicate or prototype keys, and a string `iss` to choose the issuer by.
  * `decode` turns base64url into UTF-8 text (injected so core stays free of Buffer).
  */
@@ -49,6 +64,9 @@ export function inspectUnverified(token: string, decode: (segment: string) => st
   if (!COMPACT_JWS.test(token)) throw new BrokerError('invalid_token', 'not a compact JWS');
   const [headerSegment, payloadSegment, signatureSegment] = token.split('.') as [string, string, string];
   if (headerSegment.length > MAX_HEADER_SEGMENT || signatureSegment.length > MAX_SIGNATURE_SEGMENT) throw new BrokerError('invalid_token', 'not a compact JWS');
+  if (!isCanonicalBase64Url(headerSegment) || !isCanonicalBase64Url(payloadSegment) || !isCanonicalBase64Url(signatureSegment)) {
+    throw new BrokerError('invalid_token', 'a segment is not canonical base64url');
+  }
   const header = decodeSegment(headerSegment, 'header', decode).value;
   for (const key of Object.keys(header)) {
     if (!ALLOWED_HEADER_KEYS.has(key)) throw new BrokerError('invalid_token', `header parameter ${echo(key)} is not allowed`);

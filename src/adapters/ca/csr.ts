@@ -18,15 +18,13 @@ const ECDSA_WITH_SHA256 = sequence(objectIdentifier('1.2.840.10045.4.3.2'));
 
 const OID = {
   extensionRequest: '1.2.840.113549.1.9.14',
+  challengePassword: '1.2.840.113549.1.9.7',
   subjectAltName: '2.5.29.17',
   basicConstraints: '2.5.29.19',
   keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
   subjectKeyIdentifier: '2.5.29.14',
 } as const;
-
-/** Extensions a CSR may ask for without refusal: we never copy them, we only check they ask for nothing we deny. */
-const TOLERATED_EXTENSIONS: ReadonlySet<string> = new Set([OID.extKeyUsage, OID.subjectKeyIdentifier]);
 
 const SAN_KIND: Readonly<Record<number, string>> = {
   [contextTag(0, true)]: 'otherName',
@@ -59,6 +57,32 @@ function quoted(value: string): string {
   return JSON.stringify(printable.length > 80 ? `${printable.slice(0, 80)}…` : printable);
 }
 
+/** Universal string types a distinguished name or a challenge password may use (X.520 DirectoryString and friends). */
+const STRING_TAGS: ReadonlySet<number> = new Set([0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e]);
+/** DirectoryString: teletex, printable, universal, UTF-8, BMP (what challengePassword is, RFC 2985). */
+const DIRECTORY_STRING_TAGS: ReadonlySet<number> = new Set([0x0c, 0x13, 0x14, 0x1c, 0x1e]);
+
+function expectString(element: DerElement | undefined, what: string, tags = STRING_TAGS): void {
+  if (element === undefined || !tags.has(element.tag)) throw new DerError(`expected a string for ${what}`);
+}
+
+/**
+ * The subject is never used, but it is read in full: a request other parsers cannot read is not one we accept.
+ * Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value string }.
+ */
+function readName(subject: DerElement): void {
+  for (const relativeName of children(subject)) {
+    const attributes = children(expectTag(relativeName, TAG.set, 'RelativeDistinguishedName'));
+    if (attributes.length === 0) throw new DerError('empty RelativeDistinguishedName');
+    for (const attribute of attributes) {
+      const [type, value, ...extra] = children(expectTag(attribute, TAG.sequence, 'AttributeTypeAndValue'));
+      if (extra.length > 0) throw new DerError('too many fields in AttributeTypeAndValue');
+      oidText(expectTag(type, TAG.oid, 'attribute type'));
+      expectString(value, 'a name attribute');
+    }
+  }
+}
+
 function readNames(extension: Buffer, names: { dns: string[]; uris: string[] }): void {
   const generalNames = expectTag(readElement(extension, 0), TAG.sequence, 'GeneralNames');
   if (generalNames.end !== extension.length) throw new DerError('trailing bytes');
@@ -69,27 +93,86 @@ function readNames(extension: Buffer, names: { dns: string[]; uris: string[] }):
   }
 }
 
-function asksForCa(oid: string, value: Buffer): boolean {
-  if (oid === OID.basicConstraints) {
-    const constraints = expectTag(readElement(value, 0), TAG.sequence, 'BasicConstraints');
-    const first = children(constraints)[0];
-    return first?.tag === TAG.boolean && content(first)[0] !== 0;
-  }
-  // keyUsage bits 5 (keyCertSign) and 6 (cRLSign) are the first byte's 0x04 and 0x02.
-  const bits = content(expectTag(readElement(value, 0), TAG.bitString, 'KeyUsage'));
-  return ((bits[1] ?? 0) & 0x06) !== 0;
+/** The one DER value an extension's OCTET STRING holds, with nothing after it. */
+function extensionValue(value: Buffer, tag: number, what: string): DerElement {
+  const element = expectTag(readElement(value, 0), tag, what);
+  if (element.end !== value.length) throw new DerError(`trailing bytes after ${what}`);
+  return element;
 }
 
+/** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }, in DER. */
+function basicConstraintsAskForCa(value: Buffer): boolean {
+  const fields = children(extensionValue(value, TAG.sequence, 'BasicConstraints'));
+  let ca = false;
+  let index = 0;
+  if (fields[index]?.tag === TAG.boolean) {
+    if (!content(fields[index] as DerElement).equals(TRUE)) throw new DerError('cA must be omitted or TRUE');
+    ca = true;
+    index += 1;
+  }
+  if (fields[index]?.tag === TAG.integer) index += 1;
+  if (index !== fields.length) throw new DerError('unexpected field in BasicConstraints');
+  return ca;
+}
+
+/** keyUsage bits 5 (keyCertSign) and 6 (cRLSign) are the first byte's 0x04 and 0x02. */
+function keyUsageAsksForCa(value: Buffer): boolean {
+  const bits = content(extensionValue(value, TAG.bitString, 'KeyUsage'));
+  const unused = bits[0] as number;
+  // KeyUsage names 9 bits: at most 2 bytes after the unused-bit count.
+  if (bits.length < 2 || bits.length > 3 || unused > 7) throw new DerError('bad KeyUsage bit string');
+  // DER: the unused bits of the last byte are zero (other readers drop them; a set one must not count for either side).
+  if (((bits[bits.length - 1] as number) & ((1 << unused) - 1)) !== 0) throw new DerError('KeyUsage has unused bits set');
+  return ((bits[1] as number) & 0x06) !== 0;
+}
+
+/** ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId (an OID). */
+function readExtendedKeyUsage(value: Buffer): void {
+  const purposes = children(extensionValue(value, TAG.sequence, 'ExtKeyUsageSyntax'));
+  if (purposes.length === 0) throw new DerError('empty ExtKeyUsageSyntax');
+  for (const purpose of purposes) oidText(expectTag(purpose, TAG.oid, 'KeyPurposeId'));
+}
+
+const TRUE = Buffer.from([0xff]);
+
+/** Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }; each type once. */
 function readExtensions(attributeValues: DerElement, found: { dns: string[]; uris: string[]; ca: boolean }): void {
   const values = children(attributeValues);
   if (values.length !== 1) throw new DerError('extensionRequest must hold one value');
+  const seen = new Set<string>();
   for (const extension of children(expectTag(values[0], TAG.sequence, 'Extensions'))) {
     const parts = children(expectTag(extension, TAG.sequence, 'Extension'));
+    if (parts.length === 3 && !content(expectTag(parts[1], TAG.boolean, 'critical')).equals(TRUE)) throw new DerError('critical must be omitted or TRUE');
+    if (parts.length !== 2 && parts.length !== 3) throw new DerError('bad Extension');
     const oid = oidText(expectTag(parts[0], TAG.oid, 'extension OID'));
     const value = content(expectTag(parts[parts.length - 1], TAG.octetString, 'extension value'));
+    if (seen.has(oid)) refuse(`the CSR repeats extension ${oid}`);
+    seen.add(oid);
     if (oid === OID.subjectAltName) readNames(value, found);
-    else if (oid === OID.basicConstraints || oid === OID.keyUsage) found.ca ||= asksForCa(oid, value);
-    else if (!TOLERATED_EXTENSIONS.has(oid)) refuse(`the CSR asks for extension ${oid}, which the broker does not grant`);
+    else if (oid === OID.basicConstraints) found.ca ||= basicConstraintsAskForCa(value);
+    else if (oid === OID.keyUsage) found.ca ||= keyUsageAsksForCa(value);
+    else if (oid === OID.extKeyUsage) readExtendedKeyUsage(value);
+    else if (oid === OID.subjectKeyIdentifier) extensionValue(value, TAG.octetString, 'SubjectKeyIdentifier');
+    else refuse(`the CSR asks for extension ${oid}, which the broker does not grant`);
+  }
+}
+
+/** extensionRequest and challengePassword, each at most once; any other attribute is refused rather than skipped. */
+function readAttributes(attributes: DerElement, found: { dns: string[]; uris: string[]; ca: boolean }): void {
+  const seen = new Set<string>();
+  for (const attribute of children(expectTag(attributes, contextTag(0, true), 'attributes'))) {
+    const [type, values, ...extra] = children(expectTag(attribute, TAG.sequence, 'Attribute'));
+    if (extra.length > 0) throw new DerError('too many fields in Attribute');
+    const oid = oidText(expectTag(type, TAG.oid, 'attribute type'));
+    if (seen.has(oid)) refuse(`the CSR repeats attribute ${oid}`);
+    seen.add(oid);
+    expectTag(values, TAG.set, 'attribute values');
+    if (oid === OID.extensionRequest) readExtensions(values as DerElement, found);
+    else if (oid === OID.challengePassword) {
+      const passwords = children(values as DerElement);
+      if (passwords.length !== 1) throw new DerError('challengePassword must hold one value');
+      expectString(passwords[0], 'challengePassword', DIRECTORY_STRING_TAGS);
+    } else refuse(`the CSR carries attribute ${oid}, which the broker does not read`);
   }
 }
 
@@ -101,7 +184,7 @@ function parse(der: Buffer): CertificationRequest {
   const [version, subject, keyInfo, attributes] = children(expectTag(info, TAG.sequence, 'CertificationRequestInfo'));
   const versionBytes = content(expectTag(version, TAG.integer, 'version'));
   if (versionBytes.length !== 1 || versionBytes[0] !== 0) refuse('the CSR must be PKCS#10 version 1');
-  expectTag(subject, TAG.sequence, 'subject');
+  readName(expectTag(subject, TAG.sequence, 'subject'));
   const subjectPublicKeyInfo = encoded(expectTag(keyInfo, TAG.sequence, 'SubjectPublicKeyInfo'));
   if (subjectPublicKeyInfo.length !== P256_SPKI_LENGTH || !subjectPublicKeyInfo.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)) {
     refuse('the CSR key must be an ECDSA P-256 key (uncompressed point); other key types are not allowed');
@@ -113,14 +196,7 @@ function parse(der: Buffer): CertificationRequest {
   const signature = content(expectTag(signatureBits, TAG.bitString, 'signature'));
   if (signature[0] !== 0) throw new DerError('signature has unused bits');
   const found = { dns: [] as string[], uris: [] as string[], ca: false };
-  if (attributes !== undefined) {
-    for (const attribute of children(expectTag(attributes, contextTag(0, true), 'attributes'))) {
-      const [type, values] = children(expectTag(attribute, TAG.sequence, 'Attribute'));
-      if (oidText(expectTag(type, TAG.oid, 'attribute type')) === OID.extensionRequest) {
-        readExtensions(expectTag(values, TAG.set, 'attribute values'), found);
-      }
-    }
-  }
+  if (attributes !== undefined) readAttributes(attributes, found);
   return {
     subjectPublicKeyInfo,
     dnsNames: found.dns,

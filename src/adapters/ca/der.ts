@@ -212,18 +212,26 @@ export function expectTag(element: DerElement | undefined, tag: number, what: st
   return element;
 }
 
-/** Dotted form of an OBJECT IDENTIFIER element (for messages and table lookups). */
+/**
+ * Dotted form of an OBJECT IDENTIFIER element (for messages and table lookups). Each arc must be complete and minimal
+ * (X.690 §8.19.2): a last byte with its continuation bit set, or an arc starting with 0x80, is a DerError, so no
+ * truncated or padded encoding can read as an OID we act on (`55 1d 11 81` is not subjectAltName).
+ */
 export function oidText(element: DerElement): string {
   const bytes = content(element);
   const arcs: bigint[] = [];
   let value = 0n;
+  let arcStart = true;
   for (const byte of bytes) {
+    if (arcStart && byte === 0x80) throw new DerError('OID arc not minimal');
     value = (value << 7n) | BigInt(byte & 0x7f);
-    if ((byte & 0x80) === 0) {
+    arcStart = (byte & 0x80) === 0;
+    if (arcStart) {
       arcs.push(value);
       value = 0n;
     }
   }
+  if (!arcStart) throw new DerError('truncated OID arc');
   const [head, ...rest] = arcs;
   if (head === undefined) throw new DerError('empty OID');
   const first = head < 80n ? head / 40n : 2n;

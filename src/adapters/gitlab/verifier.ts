@@ -1,11 +1,12 @@
 /**
  * GitLab ID token verification: issuer allow-list from config (exact `iss`), OIDC discovery with openid-client, keys with
  * jose's remote JWKS (cached, cooldown on unknown kid, one fetch in flight, redirects never followed), RS256 only.
+ * Discovery and JWKS documents are read through a fetch that stops at 1 MiB, like the GitLab API client's bound.
  * Every jose/openid-client error is translated to a BrokerError with its cause.
  */
 import { Buffer } from 'node:buffer';
 import { KeyObject, verify as verifySignature, type webcrypto } from 'node:crypto';
-import { createRemoteJWKSet, errors as joseErrors } from 'jose';
+import { createRemoteJWKSet, customFetch as joseCustomFetch, errors as joseErrors } from 'jose';
 import * as oidc from 'openid-client';
 import { parsePrincipal } from '../../core/claims.js';
 import { BrokerError, isBrokerError } from '../../core/errors.js';
@@ -75,12 +76,55 @@ function rs256KeyObject(key: unknown): KeyObject {
   return keyObject;
 }
 
+/** A discovery document is a few KiB and GitLab's key set smaller still; a larger answer is not the document we asked for. */
+export const MAX_ISSUER_DOCUMENT_BYTES = 1024 * 1024;
+
+class DocumentTooLarge extends Error {
+  override readonly name = 'DocumentTooLarge';
+}
+
+/** Statuses whose Response may not carry a body (the Fetch standard's null body statuses). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * fetch, but the body is read here, at most MAX_ISSUER_DOCUMENT_BYTES of it (a declared Content-Length over the bound is
+ * refused before reading), and handed on as a buffered Response. The caller's AbortSignal still bounds the time.
+ */
+async function boundedFetch(url: string, init: RequestInit): Promise<Response> {
+  const response = await fetch(url, init);
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > MAX_ISSUER_DOCUMENT_BYTES) {
+    await response.body?.cancel();
+    throw new DocumentTooLarge(`${new URL(url).pathname}: Content-Length ${declared} is over ${MAX_ISSUER_DOCUMENT_BYTES} bytes`);
+  }
+  if (response.body === null || NULL_BODY_STATUS.has(response.status)) return response;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > MAX_ISSUER_DOCUMENT_BYTES) {
+      // Leaving the loop cancels the stream, which closes the connection: nothing past the bound is read.
+      throw new DocumentTooLarge(`${new URL(url).pathname}: more than ${MAX_ISSUER_DOCUMENT_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return new Response(Buffer.concat(chunks), { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+function tooLarge(err: unknown): DocumentTooLarge | undefined {
+  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if (current instanceof DocumentTooLarge) return current;
+  }
+  return undefined;
+}
+
 function isLoopback(url: URL): boolean {
   return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\./.test(url.hostname);
 }
 
 function mapJoseError(err: unknown): BrokerError {
   if (isBrokerError(err)) return err;
+  if (tooLarge(err)) return new BrokerError('upstream_unavailable', 'the issuer key set is larger than 1 MiB', { cause: err });
   if (err instanceof joseErrors.JWKSNoMatchingKey) return new BrokerError('invalid_token', 'unknown signing key (kid)', { cause: err });
   if (err instanceof joseErrors.JWKSTimeout) return new BrokerError('upstream_unavailable', 'the issuer key set did not answer in time', { cause: err });
   if (err instanceof joseErrors.JOSEError) {
@@ -110,8 +154,10 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
       configuration = await oidc.discovery(issuerUrl, 'oidc-broker', undefined, undefined, {
         execute: insecure ? [oidc.allowInsecureRequests] : [],
         timeout: Math.ceil((options.timeoutMs ?? 5000) / 1000),
+        [oidc.customFetch]: boundedFetch,
       });
     } catch (err) {
+      if (tooLarge(err)) throw new BrokerError('upstream_unavailable', 'the issuer discovery document is larger than 1 MiB', { cause: err });
       throw new BrokerError('upstream_unavailable', 'issuer discovery failed', { cause: err });
     }
     const jwksUri = configuration.serverMetadata().jwks_uri;
@@ -124,6 +170,7 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
       cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
       cooldownDuration: options.jwksCooldownMs ?? 30_000,
       timeoutDuration: options.timeoutMs ?? 5000,
+      [joseCustomFetch]: boundedFetch,
     });
     try {
       await keys.reload();

@@ -3,7 +3,7 @@
  * `policy explain` all go through `compilePolicy`, so their verdicts cannot diverge.
  */
 import { PATH_CLAIMS } from '../claims.js';
-import { PatternError, compileRegex, globToRegexSource } from './patterns.js';
+import { PatternError, compileGlob, compileRegex } from './patterns.js';
 import { policyFileSchema, type GrantsSpec, type MatcherSpec, type RequireSpec, type RuleSpec } from './schema.js';
 
 export interface CompiledMatcher {
@@ -55,12 +55,9 @@ function compileMatcher(claim: string, spec: MatcherSpec): CompiledMatcher {
   }
   const allowSlash = spec.allowSlash === true;
   const pathClaim = PATH_CLAIMS.has(claim);
-  const regex =
-    'glob' in spec
-      ? new RegExp(`^(?:${globToRegexSource(spec.glob, allowSlash)})$`, 'u')
-      : compileRegex(spec.regex, { pathClaim, allowSlash });
+  const pattern = 'glob' in spec ? compileGlob(spec.glob, allowSlash) : compileRegex(spec.regex, { pathClaim, allowSlash });
   const expected = 'glob' in spec ? `glob ${spec.glob}` : `regex ${spec.regex}`;
-  return { claim, spec, expected, matches: (value) => value !== undefined && regex.test(value) };
+  return { claim, spec, expected, matches: (value) => value !== undefined && pattern.test(value) };
 }
 
 export interface PolicyDocument {

@@ -14,13 +14,15 @@ import {
 import { claimValue, type GitLabPrincipal } from '../claims.js';
 import type { ErrorCode, Reason } from '../errors.js';
 import { checkGrants, type GrantCheck, type GrantRequest } from '../grants.js';
-import type { CompiledPolicy, CompiledRule } from './compile.js';
+import type { CompiledMatcher, CompiledPolicy, CompiledRule } from './compile.js';
 
 export interface ConditionResult {
   readonly name: string;
   readonly expected: string;
   readonly actual: string | null;
   readonly ok: boolean;
+  /** Not evaluated (ok is false): an earlier project condition already failed, so the rule cannot apply. */
+  readonly skipped?: true;
 }
 
 export type RequirementName = 'sameProject' | 'jobRunning' | 'deploymentApprovals' | 'mergeRequestApprovals';
@@ -95,14 +97,46 @@ const PROJECT_CLAIMS = new Set([
   'job_namespace_path', 'ci_config_ref_uri', 'sub',
 ]);
 
+const isPattern = (matcher: CompiledMatcher): boolean => typeof matcher.spec === 'object' && !Array.isArray(matcher.spec);
+
+/**
+ * Cheap conditions (issuer, exact strings, lists) first; patterns only as far as they can matter. When a project-binding
+ * condition fails, the rule neither applies nor is visible, so its patterns are not run at all: a caller from an
+ * unrelated project never reaches another team's patterns. Rules the caller can see are evaluated in full, for their
+ * explanations. Results keep the policy's order.
+ */
 function evaluateConditions(rule: CompiledRule, principal: GitLabPrincipal): ConditionResult[] {
   const results: ConditionResult[] = [];
   if (rule.issuer !== undefined) {
     results.push({ name: 'iss', expected: rule.issuer, actual: principal.iss, ok: rule.issuer === principal.iss });
   }
-  for (const matcher of rule.conditions) {
-    const actual = claimValue(principal, matcher.claim);
-    results.push({ name: matcher.claim, expected: matcher.expected, actual: actual ?? null, ok: matcher.matches(actual) });
+  const offset = results.length;
+  const pending: number[] = [];
+  let projectFailed = false;
+  rule.conditions.forEach((matcher, position) => {
+    const actual = claimValue(principal, matcher.claim) ?? null;
+    if (isPattern(matcher)) {
+      results.push({ name: matcher.claim, expected: matcher.expected, actual, ok: false });
+      pending.push(position);
+      return;
+    }
+    const ok = matcher.matches(actual ?? undefined);
+    if (!ok && PROJECT_CLAIMS.has(matcher.claim)) projectFailed = true;
+    results.push({ name: matcher.claim, expected: matcher.expected, actual, ok });
+  });
+  // Project-binding patterns before the others, and none once the rule is known to be invisible.
+  pending.sort((a, b) => Number(!PROJECT_CLAIMS.has((rule.conditions[a] as CompiledMatcher).claim)) - Number(!PROJECT_CLAIMS.has((rule.conditions[b] as CompiledMatcher).claim)));
+  for (const position of pending) {
+    const matcher = rule.conditions[position] as CompiledMatcher;
+    const index = offset + position;
+    const result = results[index] as ConditionResult;
+    if (projectFailed) {
+      results[index] = { ...result, expected: `${matcher.expected} (not evaluated: a project condition failed)`, skipped: true };
+      continue;
+    }
+    const ok = matcher.matches(result.actual ?? undefined);
+    if (!ok && PROJECT_CLAIMS.has(matcher.claim)) projectFailed = true;
+    results[index] = { ...result, ok };
   }
   return results;
 }
@@ -234,7 +268,7 @@ export function reasonsFor(evaluations: readonly RuleEvaluation[], visible: Read
   for (const evaluation of evaluations) {
     if (!visible.has(evaluation.rule)) continue;
     for (const condition of evaluation.conditions) {
-      if (!condition.ok) reasons.push({ rule: evaluation.rule, name: condition.name, detail: `expected ${condition.expected}, got ${condition.actual === null ? '(absent)' : echo(condition.actual)}` });
+      if (!condition.ok && condition.skipped !== true) reasons.push({ rule: evaluation.rule, name: condition.name, detail: `expected ${condition.expected}, got ${condition.actual === null ? '(absent)' : echo(condition.actual)}` });
     }
     for (const check of evaluation.grants) if (!check.ok) reasons.push({ rule: evaluation.rule, name: `grant.${check.name}`, detail: check.detail });
     for (const requirement of evaluation.requirements) if (!requirement.ok) reasons.push({ rule: evaluation.rule, name: requirement.name, detail: requirement.detail });

@@ -1,14 +1,22 @@
 /**
  * `policy check` findings beyond schema errors: bindings that trust a mutable path, production rules whose pipeline
- * definition is not pinned, and rules that an earlier rule always shadows.
+ * definition is not pinned, rules that an earlier rule always shadows, and earlier rules that let a pipeline around a
+ * later rule's requirements (shadowing.ts).
  */
 import { GRANT_KINDS } from '../grants.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
+import { shadowingBypass } from './shadowing.js';
 
 export interface PolicyFinding {
-  readonly severity: 'error' | 'warning';
+  /** `accepted`: an error the operator has accepted knowingly (`--allow-shadowing`); shown, never counted. */
+  readonly severity: 'error' | 'warning' | 'accepted';
   readonly rule: string;
   readonly message: string;
+}
+
+export interface LintOptions {
+  /** Report approval bypass by shadowing as accepted instead of as an error. */
+  readonly allowShadowing?: boolean;
 }
 
 const PRODUCTION = 'production';
@@ -45,7 +53,7 @@ function shadows(earlier: CompiledRule, later: CompiledRule): boolean {
   return true;
 }
 
-export function lintPolicy(policy: CompiledPolicy): PolicyFinding[] {
+export function lintPolicy(policy: CompiledPolicy, options: LintOptions = {}): PolicyFinding[] {
   const findings: PolicyFinding[] = [];
   policy.rules.forEach((rule, index) => {
     const hasProjectId = conditionFor(rule, 'project_id') !== undefined || conditionFor(rule, 'namespace_id') !== undefined;
@@ -63,7 +71,17 @@ export function lintPolicy(policy: CompiledPolicy): PolicyFinding[] {
     if (!rule.require.sameProject) {
       findings.push({ severity: 'warning', rule: rule.name, message: 'sameProject is off: fork merge-request pipelines can present this project' });
     }
+    let bypassed = false;
     for (const earlier of policy.rules.slice(0, index)) {
+      const bypass = shadowingBypass(earlier, rule);
+      if (bypass !== undefined) {
+        findings.push({ severity: options.allowShadowing === true ? 'accepted' : 'error', rule: rule.name, message: bypass });
+        bypassed = true;
+        break;
+      }
+    }
+    // A bypass already says that an earlier rule wins where this one would; accepting it accepts that.
+    for (const earlier of bypassed ? [] : policy.rules.slice(0, index)) {
       if (shadows(earlier, rule)) {
         findings.push({ severity: 'error', rule: rule.name, message: `unreachable: rule ${earlier.name} comes first and always matches when this one would` });
         break;

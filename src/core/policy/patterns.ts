@@ -1,9 +1,12 @@
 /**
  * Turning policy patterns into anchored matchers. Globs: `*` and `?` stay inside one path segment, `**` crosses `/`.
- * Regexes: RE2-safe syntax only (no lookaround, no backreferences), no catastrophic star height, compiled as ^(?:…)$;
- * in a path claim, `.`, negated classes and \S \W \D are narrowed so they never match `/` unless `allowSlash` is set.
+ * Regexes: RE2 syntax (no lookaround, no backreferences), compiled as ^(?:…)$; in a path claim, `.`, negated classes and
+ * \S \W \D are narrowed so they never match `/` unless `allowSlash` is set.
+ * Every pattern runs on re2js, a linear-time engine: a claim value comes from the caller's token, and a backtracking
+ * engine lets one crafted value stall the process (`review/([a-z]|[0-9a-z])*` against a long ref). Why re2js and not
+ * re2 or re2-wasm: docs/architecture.md.
  */
-import safeRegex from 'safe-regex2';
+import { RE2JS } from 're2js';
 
 export class PatternError extends Error {
   override readonly name = 'PatternError';
@@ -81,17 +84,29 @@ function narrowToSegment(source: string): string {
   return out;
 }
 
-/** Validates and anchors a policy regex; throws PatternError with a readable reason. */
-export function compileRegex(source: string, options: { pathClaim: boolean; allowSlash: boolean }): RegExp {
-  if (UNSAFE_GROUP.test(source)) throw new PatternError('lookaround is not allowed (RE2-safe patterns only)');
-  if (BACKREFERENCE.test(source)) throw new PatternError('backreferences are not allowed (RE2-safe patterns only)');
-  const body = options.pathClaim && !options.allowSlash ? narrowToSegment(source) : source;
-  let regex: RegExp;
+/** A compiled pattern: whole-string match in time linear in the value's length. */
+export interface PatternMatcher {
+  test(value: string): boolean;
+}
+
+function linearMatcher(body: string): PatternMatcher {
+  let compiled: RE2JS;
   try {
-    regex = new RegExp(`^(?:${body})$`, 'u');
+    compiled = RE2JS.compile(`^(?:${body})$`);
   } catch (err) {
-    throw new PatternError(`invalid regex: ${(err as Error).message}`);
+    throw new PatternError(`invalid regex (RE2 syntax): ${(err as Error).message.replace(/^error parsing regexp: /, '')}`);
   }
-  if (!safeRegex(regex)) throw new PatternError('the regex may backtrack catastrophically (nested quantifiers)');
-  return regex;
+  return { test: (value) => compiled.matches(value) };
+}
+
+/** Compiles a glob (see globToRegexSource) to a linear-time matcher. */
+export function compileGlob(glob: string, allowSlash: boolean): PatternMatcher {
+  return linearMatcher(globToRegexSource(glob, allowSlash));
+}
+
+/** Validates and anchors a policy regex; throws PatternError with a readable reason. */
+export function compileRegex(source: string, options: { pathClaim: boolean; allowSlash: boolean }): PatternMatcher {
+  if (UNSAFE_GROUP.test(source)) throw new PatternError('lookaround is not allowed (RE2 syntax only)');
+  if (BACKREFERENCE.test(source)) throw new PatternError('backreferences are not allowed (RE2 syntax only)');
+  return linearMatcher(options.pathClaim && !options.allowSlash ? narrowToSegment(source) : source);
 }
