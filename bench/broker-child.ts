@@ -18,6 +18,8 @@ export interface ChildSettings {
   readonly apiTokenFile: string;
   /** CA files for the linkerd grant (bench/linkerd-exchange.ts); without them the broker has no CA. */
   readonly linkerd?: { readonly issuerCertFile: string; readonly issuerKeyFile: string; readonly trustAnchorsFile: string };
+  /** The google section (bench/google-exchange.ts); ADC from GOOGLE_APPLICATION_CREDENTIALS in the child's environment. */
+  readonly google?: { readonly iamCredentialsUrl: string; readonly iamUrl: string };
 }
 
 export type ChildRequest = 'cpu' | 'stop';
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
     audit: { file: settings.auditFile },
     signing: { keysFile: '(ephemeral)' },
     linkerd: settings.linkerd ? { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd } : undefined,
-    google: undefined,
+    google: settings.google,
     limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: 60, headersTimeout: 10 },
   };
   const { keys } = await generateSigningJwks();

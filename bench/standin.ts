@@ -21,7 +21,8 @@ export interface StandIn {
 
 const JOB_PATH = /^\/api\/v4\/projects\/(\d+)\/jobs\/(\d+)$/;
 
-export async function startStandIn(publicJwk: Record<string, unknown>): Promise<StandIn> {
+/** `jobDelayMs`: the jobs API answers after this long (bench/google-exchange.ts models a remote GitLab). */
+export async function startStandIn(publicJwk: Record<string, unknown>, options: { jobDelayMs?: number } = {}): Promise<StandIn> {
   const hits: StandInHits = { discovery: 0, jwks: 0, jobs: 0, other: 0 };
   let issuer = '';
   let discovery = '';
@@ -42,7 +43,9 @@ export async function startStandIn(publicJwk: Record<string, unknown>): Promise<
     if (job) {
       hits.jobs++;
       // The fields of GET /projects/:id/jobs/:job_id that the broker reads (GitLab REST API docs, "Get a single job").
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`{"id":${job[2]},"status":"running","stage":"deploy","name":"deploy"}`);
+      const body = `{"id":${job[2]},"status":"running","stage":"deploy","name":"deploy"}`;
+      if (options.jobDelayMs) setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(body), options.jobDelayMs);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
     }
     hits.other++;

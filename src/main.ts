@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Router } from 'express';
 import { createOperationalLogger } from './adapters/audit/winston-audit.js';
-import { buildAdapters, CLOCK_TOLERANCE_SECONDS, mintableKinds, type AdapterOverrides } from './adapters/build.js';
+import { buildAdapters, CLOCK_TOLERANCE_SECONDS, mintableKinds, trustedIssuers, type AdapterOverrides } from './adapters/build.js';
 import { loadPolicy } from './adapters/policy/load.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
 import { createRecentFacts, EXPLAIN_FACTS_TTL_MS } from './app/authorize.js';
@@ -81,7 +81,7 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   for (const reason of ca?.consumerProblems() ?? []) log.warn('the Linkerd issuer chain will be refused by mesh consumers', { reason });
   const factTimeoutMs = config.limits.factTimeout * 1000;
   const deps: BrokerDeps = {
-    clock, verifier, facts: adapters.facts, replay, audit, signer: adapters.signer, ca, minters: adapters.minters,
+    clock, verifier, issuers: trustedIssuers(config), facts: adapters.facts, replay, audit, signer: adapters.signer, ca, minters: adapters.minters,
     rateLimiter: adapters.rateLimiter, policy: policy.current, factTimeoutMs, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
   const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });

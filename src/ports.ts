@@ -16,6 +16,7 @@ import type {
   TokenMint,
 } from './core/grants.js';
 import type { DecisionApprovals, FactNeeds } from './core/policy/evaluate.js';
+import type { Session } from './core/session.js';
 
 export type { GoogleAccessToken, IssuedCertificate, MintedToken };
 
@@ -62,10 +63,19 @@ export interface MintContext {
   readonly now: Date;
 }
 
+export interface SignedSession {
+  readonly token: string;
+  readonly expiresAt: Date;
+}
+
 /** The broker's own OIDC issuer: ES256 JWTs and the published key set. */
 export interface JwtSigner {
   readonly issuer: string;
   sign(plan: TokenMint, context: MintContext): Promise<MintedToken>;
+  /** A refresh session token (its own typ and audience), valid until the ID token's exp. */
+  signSession(session: Session, now: Date): SignedSession;
+  /** The session a token signed by signSession carries; invalid_token or token_expired otherwise. */
+  verifySession(token: string, now: Date): Promise<Session>;
   /** Public keys to publish: the active key and retired keys whose tokens may still be valid. */
   publicJwks(now: Date): { keys: readonly Record<string, unknown>[] };
 }
@@ -80,12 +90,15 @@ export interface CertificateAuthority {
   consumerProblems(): readonly string[];
 }
 
-/** Mints one kind of credential for a plan. Throws BrokerError (upstream_unavailable, or invalid_request for bad input). */
+/**
+ * Mints one kind of credential for a plan. Throws BrokerError (upstream_unavailable, or invalid_request for bad input).
+ * A minter that calls an outside system stops, retries included, when `signal` (the request's deadline) aborts.
+ */
 export interface GrantMinter<K extends GrantKind> {
-  mint(plan: MintPlanOf<K>, context: MintContext): Promise<MintedOf<K>>;
+  mint(plan: MintPlanOf<K>, context: MintContext, signal?: AbortSignal): Promise<MintedOf<K>>;
 }
 
-/** Google access tokens by impersonation (IAM Credentials API); no adapter is built into this version. */
+/** Google access tokens by impersonation (IAM Credentials API, src/adapters/google/). */
 export type GoogleTokenMinter = GrantMinter<'google'>;
 
 /** The minter of every kind this broker can mint; a kind without one is refused at start when the policy grants it. */
@@ -99,7 +112,7 @@ export interface ReplayStore {
   ready(): Promise<boolean>;
 }
 
-export type AuditEvent = 'exchange' | 'explain';
+export type AuditEvent = 'exchange' | 'explain' | 'refresh';
 export type AuditPhase = 'intent' | 'result' | 'denied' | 'explain';
 /** `pending` before minting, `allowed` when credentials were (or, for explain, would be) granted, else `denied`. */
 export type AuditOutcome = 'pending' | 'allowed' | 'denied';
@@ -114,6 +127,8 @@ interface AuditCommon {
   /** SHA-256 of the presented ID token, never the token. */
   readonly tokenSha256?: string;
   readonly grantsRequested?: readonly string[];
+  /** On a refresh: the requestId of the exchange that opened the session. */
+  readonly originalRequestId?: string;
   readonly [callerField: string]: unknown;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Config keys do what docs/configuration.md says, or the broker refuses them: none is silently accepted and ignored.
- * (A google section is refused at start: see exchange-faults.test.ts; the Redis replay store: replicas.test.ts.)
+ * (The google section: exchange-google.test.ts; the Redis replay store: replicas.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

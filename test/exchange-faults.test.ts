@@ -167,10 +167,11 @@ rules:
     }
   });
 
-  it('refuses a google config section, which this version cannot use, instead of ignoring it', async () => {
+  it('refuses a google section whose IAM Credentials URL is plain http to another host, or has a path', async () => {
     const gitlab = await startGitLab();
     try {
-      await assert.rejects(startHarness({ gitlab, configExtra: 'google: { iamCredentialsUrl: "https://iamcredentials.googleapis.com" }' }), /config: google: Google token minting is not available/);
+      await assert.rejects(startHarness({ gitlab, configExtra: 'google: { iamCredentialsUrl: "http://iamcredentials.example.com" }' }), /google\.iamCredentialsUrl/);
+      await assert.rejects(startHarness({ gitlab, configExtra: 'google: { iamCredentialsUrl: "https://iamcredentials.googleapis.com/v1" }' }), /bare origin/);
     } finally {
       await gitlab.close();
     }

@@ -115,7 +115,9 @@ function buildRedis(config: BrokerConfig, overrides: AdapterOverrides, log: Oper
 
 /** `log` hears about the Redis connection going down and coming back. */
 export async function buildAdapters(config: BrokerConfig, overrides: AdapterOverrides = {}, log?: OperationalLog): Promise<Adapters> {
-  const google = overrides.google ?? createGoogleMinter(config.google);
+  // Built (and the Google client libraries loaded) only when the config has a google section.
+  const ownGoogle = overrides.google ? undefined : await createGoogleMinter(config.google);
+  const google = overrides.google ?? ownGoogle;
   const clock = overrides.clock ?? systemClock;
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
@@ -157,8 +159,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     },
     async close() {
       await redis?.close();
-      await fileAudit?.close();
-      await gitlab?.close();
+      await Promise.all([fileAudit?.close(), gitlab?.close(), ownGoogle?.close()]);
     },
   };
 }

@@ -11,6 +11,7 @@ import type {
   JwtSigner,
   RateLimiter,
   ReplayStore,
+  TrustedIssuer,
 } from '../ports.js';
 
 export interface OperationalLog {
@@ -22,6 +23,8 @@ export interface OperationalLog {
 export interface BrokerDeps {
   readonly clock: Clock;
   readonly verifier: IdTokenVerifier;
+  /** The configured issuers: a refresh finds its session's issuer here (it has no ID token to verify). */
+  readonly issuers: readonly TrustedIssuer[];
   readonly facts: FactSource;
   readonly replay: ReplayStore;
   readonly rateLimiter: RateLimiter;
@@ -33,7 +36,7 @@ export interface BrokerDeps {
   readonly minters: GrantMinters;
   /** The last good policy, or undefined before the first successful load. */
   readonly policy: () => CompiledPolicy | undefined;
-  /** Deadline for all GitLab API facts of one request. */
+  /** Deadline for all GitLab API facts of one request, and another for its upstream mints (Google). */
   readonly factTimeoutMs: number;
   /** GitLab facts of recent explains, so repeating one costs no new lookup. */
   readonly recentExplainFacts: RecentFacts;

@@ -1,15 +1,15 @@
 /**
  * POST /v1/exchange as named steps: verify → parse → reserve jti → charge the project's budget → evaluate → audit
- * intent → mint all (parallel, all-or-nothing) → audit result → respond. The body is parsed only for a verified caller,
- * and only a request that reaches policy evaluation is charged (a replay is not). Any failure after the reservation
- * releases the jti, so a request that returned nothing can be retried; every outcome writes an audit record; no audit,
- * no credentials.
+ * intent → mint all (parallel, all-or-nothing) → sign the refresh session → audit result → respond. The body is parsed
+ * only for a verified caller, and only a request that reaches policy evaluation is charged (a replay is not). Any
+ * failure after the reservation releases the jti, so a request that returned nothing can be retried; every outcome
+ * writes an audit record; no audit, no credentials.
  */
 import type { PipelineSubject } from '../core/claims.js';
 import { asBrokerError, BrokerError, isBrokerError } from '../core/errors.js';
-import { GRANTS, planMints, type GrantKind, type MintedOf, type MintPlanOf } from '../core/grants.js';
+import { GRANTS, planMints, sessionScopes, type GrantKind, type MintedOf, type MintPlan, type MintPlanOf } from '../core/grants.js';
 import type { DecisionApprovals } from '../core/policy/evaluate.js';
-import type { AuditSink, DeniedRecord, GrantMinters, IntentRecord, MintContext, ResultRecord, VerifiedIdToken } from '../ports.js';
+import type { AuditSink, DeniedRecord, GrantMinters, IntentRecord, MintContext, ResultRecord, SignedSession, VerifiedIdToken } from '../ports.js';
 import { evaluateCaller, parseGrantRequest, sha256Hex } from './authorize.js';
 import type { BrokerDeps } from './deps.js';
 import { auditCaller, causeText, fitRecord, refusalFields } from './refusal.js';
@@ -29,6 +29,8 @@ export interface ExchangeResult {
   readonly subject: PipelineSubject;
   readonly approvals: DecisionApprovals;
   readonly grants: MintedGrants;
+  /** For POST /v1/refresh (exchange only). */
+  readonly session?: SignedSession;
 }
 
 interface Minted {
@@ -37,7 +39,7 @@ interface Minted {
   readonly summary: Readonly<Record<string, unknown>>;
 }
 
-type Mint = (context: MintContext) => Promise<Minted>;
+type Mint = (context: MintContext, deadline: AbortSignal | undefined) => Promise<Minted>;
 
 /**
  * The minter for one plan, resolved before the intent record. The broker refuses to start (or reload) a policy that
@@ -46,10 +48,24 @@ type Mint = (context: MintContext) => Promise<Minted>;
 function minterFor<K extends GrantKind>(minters: GrantMinters, kind: K, plan: MintPlanOf<K>): Mint {
   const minter = minters[kind];
   if (!minter) throw new TypeError(`no minter for the ${kind} grant`);
-  return async (context) => {
-    const value = await minter.mint(plan, context);
+  return async (context, deadline) => {
+    const value = await minter.mint(plan, context, deadline);
     return { kind, value, summary: GRANTS[kind].auditSummary(value, sha256Hex) };
   };
+}
+
+/**
+ * Mint every plan in parallel, all or nothing (the first failure fails the whole request), the kinds that call out
+ * under one deadline. Returns the credentials by kind and what the audit log keeps of each.
+ */
+export async function mintAll(deps: BrokerDeps, plans: readonly MintPlan[], context: MintContext): Promise<{ grants: MintedGrants; summaries: Readonly<Record<string, unknown>>[] }> {
+  const mints = plans.map((plan) => minterFor(deps.minters, plan.kind, plan));
+  // Only a kind that calls out (Google) needs a deadline; the local ones would pay for a timer they never use.
+  const deadline = plans.some((plan) => GRANTS[plan.kind].mintsUpstream) ? AbortSignal.timeout(deps.factTimeoutMs) : undefined;
+  const minted = await Promise.all(mints.map((mint) => mint(context, deadline)));
+  const grants: MintedGrants = {};
+  for (const item of minted) (grants as Record<GrantKind, unknown>)[item.kind] = item.value; // each value is MintedOf<its kind>
+  return { grants, summaries: minted.map((item) => item.summary) };
 }
 
 function replayKey(verified: VerifiedIdToken): string {
@@ -89,7 +105,7 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     if (!decision.allowed) throw new BrokerError(decision.code, decision.detail, { reasons: decision.reasons });
     const ruleName = (rule = decision.rule.name);
     const plans = planMints(decision.rule.grant, request, verified.principal.exp, now);
-    const mints = plans.map((plan) => minterFor(deps.minters, plan.kind, plan));
+    for (const plan of plans) if (!deps.minters[plan.kind]) throw new TypeError(`no minter for the ${plan.kind} grant`);
 
     const intent: IntentRecord = {
       event: 'exchange', phase: 'intent', requestId: input.requestId, outcome: 'pending', tokenSha256, grantsRequested, ...caller,
@@ -97,17 +113,15 @@ export async function exchange(deps: BrokerDeps, input: ExchangeInput): Promise<
     };
     await writeAudit(deps.audit, intent);
     const mintContext: MintContext = { requestId: input.requestId, rule: ruleName, subject: authorization.subject, principal: verified.principal, now };
-    const minted = await Promise.all(mints.map((mint) => mint(mintContext)));
+    const { grants, summaries } = await mintAll(deps, plans, mintContext);
+    const session = deps.signer.signSession({ requestId: input.requestId, rule: ruleName, grants: sessionScopes(plans), principal: verified.principal }, now);
     const result: ResultRecord = {
       event: 'exchange', phase: 'result', requestId: input.requestId, outcome: 'allowed', tokenSha256, grantsRequested, ...caller,
-      rule: ruleName, approvals: decision.approvals, minted: minted.map((item) => item.summary),
+      rule: ruleName, approvals: decision.approvals, minted: summaries, session: { sha256: sha256Hex(session.token), expiresAt: session.expiresAt },
     };
     await writeAudit(deps.audit, result);
     reservedKey = undefined; // returned: the jti stays spent
-
-    const grants: MintedGrants = {};
-    for (const item of minted) (grants as Record<GrantKind, unknown>)[item.kind] = item.value; // each value is MintedOf<its kind>
-    return { requestId: input.requestId, rule: ruleName, subject: authorization.subject, approvals: decision.approvals, grants };
+    return { requestId: input.requestId, rule: ruleName, subject: authorization.subject, approvals: decision.approvals, grants, session };
   } catch (err) {
     const failure = asBrokerError(err, 'the exchange failed unexpectedly');
     if (failure !== err) deps.log.error('exchange failed unexpectedly', { requestId: input.requestId, error: String(err) });

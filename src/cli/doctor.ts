@@ -1,7 +1,8 @@
 /**
  * `oidc-broker doctor --config F`: preflight before serving. Config, policy (and its lint findings), the adapters built
  * exactly as `serve` builds them (signing keys, CA, refused sections), grants the config cannot mint, each issuer's
- * discovery and keys, the GitLab API token's scopes, and the CA chain and its expiry.
+ * discovery and keys, the GitLab API token's scopes, the CA chain and its expiry, and whether the broker may impersonate
+ * every Google service account a rule names.
  */
 import type { Command } from 'commander';
 import { buildAdapters, buildVerifier, mintableKinds, trustedIssuers, type Adapters } from '../adapters/build.js';
@@ -14,6 +15,7 @@ import type { BrokerConfig } from '../config/schema.js';
 import { unmintableGrants } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
+import { checkGoogle } from './doctor-google.js';
 import { checkSecretFilePermissions } from './doctor-files.js';
 import { assertReadable, parseSeconds } from './options.js';
 import { configPathOrUsage, EXIT } from './output.js';
@@ -143,6 +145,8 @@ export async function runDoctor(configPath: string, options: { onRow?: (row: Row
     if (adapters && config.replay.store === 'redis') rows.push(await checkReplayStore(adapters, config.replay.url));
     rows.push(...(await checkSecretFilePermissions(config)));
     await checkIssuers(config, rows, options.checkTimeoutMs ?? CHECK_TIMEOUT_MS);
+    // Loads the Google client libraries, so only when the config has a google section.
+    if (config.google && policy) rows.push(...(await checkGoogle(config.google, policy, options.checkTimeoutMs ?? CHECK_TIMEOUT_MS)));
   } finally {
     await adapters?.close();
   }
@@ -152,7 +156,7 @@ export async function runDoctor(configPath: string, options: { onRow?: (row: Row
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry')
+    .description('preflight: config, policy, issuers and JWKS, GitLab token scopes, signing keys, CA chain and expiry, Google impersonation')
     .option('--config <file>', 'broker config (or BROKER_CONFIG)')
     .option('--json', 'print the checks as JSON ({ exitCode, checks: [{ status, check, detail }] })')
     .option('--check-timeout <seconds>', `time each network check may take (default ${CHECK_TIMEOUT_MS / 1000})`, parseSeconds)

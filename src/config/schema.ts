@@ -79,7 +79,13 @@ export const configSchema = z.strictObject({
       trustAnchorsFile: z.string().min(1),
     })
     .optional(),
-  google: z.strictObject({ iamCredentialsUrl: z.string().url().default('https://iamcredentials.googleapis.com') }).optional(),
+  google: z
+    .strictObject({
+      // A bare origin: the IAM Credentials client takes a host and port, never a path.
+      iamCredentialsUrl: issuerUrl.refine((url) => new URL(url).pathname === '/', 'must be a bare origin such as https://iamcredentials.googleapis.com').default('https://iamcredentials.googleapis.com'),
+      iamUrl: issuerUrl.default('https://iam.googleapis.com'),
+    })
+    .optional(),
   limits: z
     .strictObject({
       factTimeout: duration.default(5),

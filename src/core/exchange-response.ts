@@ -1,5 +1,5 @@
 /**
- * The JSON the broker answers on POST /v1/exchange and /v1/explain, and its problem+json refusals, as schemas: the
+ * The JSON the broker answers on POST /v1/exchange (and /v1/refresh) and /v1/explain, and its problem+json refusals, as schemas: the
  * contract between the server and the `exchange`/`gate` commands. The CLI reads every answer through them (a broker
  * answer of the wrong shape is an error naming the JSON path, never `undefined` written to a credential file), and a
  * test holds the server's real answers to them, so neither side can drift alone. Unknown fields are stripped, not
@@ -23,7 +23,9 @@ export const subjectSchema = z.object({
 });
 
 export const grantedSchema = z.object({
-  google: z.object({ accessToken: z.string().min(1), expiresAt: time, serviceAccount: z.string(), scopes: z.array(z.string()) }).optional(),
+  google: z
+    .object({ accessToken: z.string().min(1), expiresAt: time, serviceAccount: z.string(), scopes: z.array(z.string()), spannerDatabaseRole: z.string().optional() })
+    .optional(),
   linkerd: z
     .object({
       certificate: z.string().min(1),
@@ -48,6 +50,8 @@ export const exchangeResponseSchema = z.object({
     mergeRequest: z.object({ iid: z.number().int(), approvedBy: z.array(z.string()) }).optional(),
   }),
   grants: grantedSchema,
+  /** For POST /v1/refresh; absent from a refresh's own answer. */
+  session: z.object({ token: z.string().min(1), expiresAt: time }).optional(),
 });
 export type ExchangeResponse = z.output<typeof exchangeResponseSchema>;
 

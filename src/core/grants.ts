@@ -8,11 +8,11 @@
 import { z } from 'zod';
 import { googleGrant, type GoogleAccessToken, type GoogleMint } from './grants/google.js';
 import { linkerdGrant, type IssuedCertificate, type LinkerdMint } from './grants/linkerd.js';
-import type { GrantModule } from './grants/module.js';
+import type { GrantModule, SessionScope } from './grants/module.js';
 import { tokenGrant, type MintedToken, type TokenMint } from './grants/token.js';
 
 export type { GoogleAccessToken, GoogleMint, IssuedCertificate, LinkerdMint, MintedToken, TokenMint };
-export type { CredentialFile, CredentialOutput, GrantModule, JobMaterial, KindCheck } from './grants/module.js';
+export type { CredentialFile, CredentialOutput, GrantModule, JobMaterial, KindCheck, SessionScope } from './grants/module.js';
 
 /** The one line per kind. Order is the order of checks, plans, audit summaries and docs. */
 const REGISTERED = { google: googleGrant, linkerd: linkerdGrant, token: tokenGrant };
@@ -83,14 +83,19 @@ export function checkGrants(grant: GrantsSpec, request: GrantRequest): GrantChec
 
 export type MintPlan = MintPlanOf<GrantKind>;
 
-function expiry(now: Date, ruleSeconds: number, kind: GrantKind, tokenExp: number): { seconds: number; at: Date } {
+/**
+ * When a credential of `kind` expires: min(rule lifetime, the kind's hard cap, ID token exp − now), in whole seconds from
+ * `now` (its milliseconds dropped, so it never outlives the ID token); 0 when the ID token has already expired.
+ * @example grantExpiry(now, 900, 'google', nowSeconds + 300) // → { seconds: 300, at: … }
+ */
+export function grantExpiry(now: Date, ruleSeconds: number, kind: GrantKind, tokenExp: number): { seconds: number; at: Date } {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const seconds = Math.max(0, Math.min(ruleSeconds, HARD_CAP_SECONDS[kind], tokenExp - nowSeconds));
   return { seconds, at: new Date((nowSeconds + seconds) * 1000) };
 }
 
 function planOne<K extends GrantKind>(kind: K, allowed: GrantSpecOf<K>, request: GrantRequestOf<K>, tokenExp: number, now: Date): MintPlanOf<K> {
-  return GRANTS[kind].plan(allowed, request, expiry(now, allowed.lifetime, kind, tokenExp));
+  return GRANTS[kind].plan(allowed, request, grantExpiry(now, allowed.lifetime, kind, tokenExp));
 }
 
 /** The mint plan for an allowed decision; call only after checkGrants said ok for every kind. */
@@ -120,4 +125,44 @@ export function unmintableGrants(rules: readonly { readonly name: string; readon
     }
   }
   return missing;
+}
+
+/** What a refresh session remembers of each granted kind: the most a refresh may ask for. */
+export type SessionScopes = { readonly [K in GrantKind]?: SessionScope };
+
+function scopeOne<K extends GrantKind>(kind: K, plan: MintPlanOf<K>): SessionScope {
+  return GRANTS[kind].sessionScope(plan);
+}
+
+/** The session scopes of an exchange's plans. */
+export function sessionScopes(plans: readonly MintPlan[]): SessionScopes {
+  const scopes: { [K in GrantKind]?: SessionScope } = {};
+  for (const plan of plans) scopes[plan.kind] = scopeOne(plan.kind, plan as MintPlanOf<typeof plan.kind>);
+  return scopes;
+}
+
+function narrowOne<K extends GrantKind>(kind: K, scope: SessionScope, request: GrantRequestOf<K>): { request: GrantRequestOf<K> } | { refused: string } {
+  return GRANTS[kind].withinSession(scope, request);
+}
+
+/**
+ * A refresh's request, narrowed to what the original exchange granted (defaults from the session, never from the rule);
+ * a kind it did not grant, or more of a kind than it granted, is a KindCheck that failed.
+ */
+export function narrowToSession(scopes: SessionScopes, request: GrantRequest): { request: GrantRequest; refused: GrantCheck[] } {
+  const narrowed: { -readonly [K in GrantKind]?: GrantRequestOf<K> } = {};
+  const refused: GrantCheck[] = [];
+  for (const kind of GRANT_KINDS) {
+    const wanted = request[kind];
+    if (wanted === undefined) continue;
+    const scope = scopes[kind];
+    if (scope === undefined) {
+      refused.push({ name: kind, ok: false, detail: `the original exchange did not grant ${kind}` });
+      continue;
+    }
+    const outcome = narrowOne(kind, scope, wanted);
+    if ('refused' in outcome) refused.push({ name: kind, ok: false, detail: outcome.refused });
+    else (narrowed as Record<GrantKind, unknown>)[kind] = outcome.request;
+  }
+  return { request: narrowed as GrantRequest, refused };
 }

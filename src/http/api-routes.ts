@@ -1,5 +1,5 @@
 /**
- * POST /v1/exchange and /v1/explain on plain node:http, entered through entry.ts. Same contract as the express routes:
+ * POST /v1/exchange, /v1/refresh and /v1/explain on plain node:http, entered through entry.ts. Same contract as the express routes:
  * the 16 KiB header and 64 KiB body limits, problem+json with stable codes, an audit record for every refusal.
  *
  * Before the use case: the bearer token is read, the client address's budget of failed authentications is checked
@@ -12,6 +12,7 @@ import { sha256Hex } from '../app/authorize.js';
 import type { BrokerDeps } from '../app/deps.js';
 import { exchange } from '../app/exchange.js';
 import { explain } from '../app/explain.js';
+import { refresh } from '../app/refresh.js';
 import { fitRecord, refusalFields } from '../app/refusal.js';
 import { BrokerError } from '../core/errors.js';
 import type { RateLimiter } from '../ports.js';
@@ -22,7 +23,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_AUTHORIZATION_BYTES = 16 * 1024;
 
 /** The routes served here (POST only); every other request goes on to the express app. */
-export const API_ENDPOINTS = ['/v1/exchange', '/v1/explain'] as const;
+export const API_ENDPOINTS = ['/v1/exchange', '/v1/refresh', '/v1/explain'] as const;
 
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -59,14 +60,14 @@ function sendJson(res: ServerResponse, requestId: string, json: string): void {
   res.end(json);
 }
 
-/** Returns the handler of the two routes; it never rejects, and resolves with the outcome for the metrics. */
+/** Returns the handler of these routes; it never rejects, and resolves with the outcome for the metrics. */
 export function createApiRoutes(options: ApiRoutesOptions): (endpoint: ApiEndpoint, req: IncomingMessage, res: ServerResponse, requestId: string) => Promise<ApiOutcome> {
   const { deps, failedAuth } = options;
 
   /** The audit record of a request refused before its use case ran. */
   function auditRefusal(endpoint: ApiEndpoint, requestId: string, token: string, address: string, failure: BrokerError): Promise<void> {
     return deps.audit.write(fitRecord({
-      event: endpoint === '/v1/explain' ? 'explain' : 'exchange', phase: 'denied', requestId, outcome: 'denied',
+      event: endpoint === '/v1/explain' ? 'explain' : endpoint === '/v1/refresh' ? 'refresh' : 'exchange', phase: 'denied', requestId, outcome: 'denied',
       ...refusalFields(failure), tokenSha256: token ? sha256Hex(token) : undefined, client: address,
     }));
   }
@@ -83,8 +84,8 @@ export function createApiRoutes(options: ApiRoutesOptions): (endpoint: ApiEndpoi
       if (!standing.ok) throw new BrokerError('rate_limited', 'too many failed authentications from this address', { retryAfter: standing.retryAfterSeconds });
       const bodyText = await readTextBody(req, MAX_BODY_BYTES);
       inUseCase = true; // from here the use case writes its own audit record on every path
-      if (endpoint === '/v1/exchange') {
-        const result = await exchange(deps, { requestId, token, bodyText });
+      if (endpoint === '/v1/exchange' || endpoint === '/v1/refresh') {
+        const result = await (endpoint === '/v1/exchange' ? exchange : refresh)(deps, { requestId, token, bodyText });
         rule = result.rule;
         sendJson(res, requestId, JSON.stringify(result));
       } else {

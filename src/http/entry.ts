@@ -1,6 +1,6 @@
 /**
  * The one HTTP entry: every request gets its server-generated request id and its metrics here, whichever route serves
- * it. POST /v1/exchange and /v1/explain go to api-routes.ts on plain node:http (express's per-request machinery was a
+ * it. POST /v1/exchange, /v1/refresh and /v1/explain go to api-routes.ts on plain node:http (express's per-request machinery was a
  * large share of an exchange's CPU, docs/performance.md); everything else goes to the express app.
  */
 import { randomUUID } from 'node:crypto';
@@ -29,7 +29,7 @@ function apiEndpointOf(req: IncomingMessage): ApiEndpoint | undefined {
   const url = req.url ?? '';
   const query = url.indexOf('?');
   const path = query < 0 ? url : url.slice(0, query);
-  return path === '/v1/exchange' || path === '/v1/explain' ? path : undefined;
+  return path === '/v1/exchange' || path === '/v1/explain' || path === '/v1/refresh' ? path : undefined;
 }
 
 /** The request id the entry gave this response (express error handlers use it for problem+json). */

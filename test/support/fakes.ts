@@ -8,6 +8,7 @@ import type { BrokerDeps, OperationalLog } from '../../src/app/deps.js';
 import { BrokerError } from '../../src/core/errors.js';
 import type { GrantKind } from '../../src/core/grants.js';
 import { compilePolicy, type CompiledPolicy } from '../../src/core/policy/compile.js';
+import type { Session } from '../../src/core/session.js';
 import type {
   AuditPhase,
   AuditRecord,
@@ -105,6 +106,12 @@ export function fakeSigner(): JwtSigner {
       return { token: `jwt:${plan.audience}:${context.requestId}`, expiresAt: plan.expiresAt };
     },
     publicJwks: () => ({ keys: [] }),
+    // Not signed: the use-case tests trust their own fake; the real signer's checks are tested over HTTP.
+    signSession: (session) => ({ token: `session.${Buffer.from(JSON.stringify(session)).toString('base64url')}`, expiresAt: new Date(session.principal.exp * 1000) }),
+    async verifySession(token) {
+      if (!token.startsWith('session.')) throw new BrokerError('invalid_token', 'not a session token of this broker');
+      return JSON.parse(Buffer.from(token.slice('session.'.length), 'base64url').toString()) as Session;
+    },
   } satisfies JwtSigner;
 }
 
@@ -179,7 +186,7 @@ export function fakeWorld(options: { failAuditPhases?: readonly AuditPhase[]; jo
   const clock = { now: () => FAKE_NOW } satisfies Clock;
   const deps: BrokerDeps = {
     clock, verifier, facts, replay, audit, signer, ca, minters, rateLimiter: unlimited,
-    policy: () => policy, factTimeoutMs: 1000, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: 30,
+    policy: () => policy, issuers: [FAKE_ISSUER], factTimeoutMs: 1000, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: 30,
     log: { ...silentLog, error: (message) => void errors.push(message) },
   };
   return { deps, verifier, facts, replay, audit, minters, errors };

@@ -58,6 +58,8 @@ export interface StandInGoogle {
   readonly faults: Record<Endpoint, Fault[]>;
   /** Every access token this stand-in issued (STS and IAM Credentials). */
   readonly issued: Set<string>;
+  /** Milliseconds every answer waits (a remote Google, for the benchmark); 0 by default. */
+  latencyMs: number;
   addServiceAccount(email: string): void;
   /** Write a service-account key file for `email` (a new RSA key, registered with the stand-in); returns its path. */
   keyFile(email: string): Promise<string>;
@@ -237,7 +239,9 @@ export async function startGoogle(): Promise<StandInGoogle> {
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => googleError(res, 500, String(err)));
+    const answer = () => void handle(req, res).catch((err: unknown) => googleError(res, 500, String(err)));
+    if (standIn.latencyMs > 0) setTimeout(answer, standIn.latencyMs);
+    else answer();
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -263,9 +267,10 @@ export async function startGoogle(): Promise<StandInGoogle> {
   );
   tokenCreators.set(brokerServiceAccount, new Set([`${POOL_PRINCIPAL}system:serviceaccount:broker:oidc-broker`]));
 
-  return {
+  const standIn: StandInGoogle = {
     url,
     brokerServiceAccount,
+    latencyMs: 0,
     credentialsFile,
     calls,
     generateRequests,
@@ -306,4 +311,5 @@ export async function startGoogle(): Promise<StandInGoogle> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return standIn;
 }

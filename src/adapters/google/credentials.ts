@@ -26,10 +26,17 @@ export function refuseSdkDebugLogging(env: Readonly<Record<string, string | unde
   }
 }
 
-/** Application Default Credentials scoped for IAM calls. */
+/**
+ * Application Default Credentials scoped for IAM calls. A file named by GOOGLE_APPLICATION_CREDENTIALS is read as a
+ * key file rather than through ADC's discovery: discovery also looks up a project ID, which for an `external_account`
+ * file means a Cloud Resource Manager call the broker's identity may not be allowed (and the broker needs no project:
+ * IAM Credentials names service accounts as `projects/-/…`).
+ */
 export function applicationDefaultCredentials(options: AdcOptions = {}): GoogleAuth {
-  refuseSdkDebugLogging(options.env);
-  return new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], ...(options.credentialsFile === undefined ? {} : { keyFilename: options.credentialsFile }) });
+  const env = options.env ?? process.env;
+  refuseSdkDebugLogging(env);
+  const file = options.credentialsFile ?? (env['GOOGLE_APPLICATION_CREDENTIALS'] || undefined);
+  return new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], ...(file === undefined ? {} : { keyFilename: file }) });
 }
 
 /**

@@ -1,14 +1,13 @@
 /**
- * The Google adapter's place: access tokens by service-account impersonation through the IAM Credentials API
- * (`generateAccessToken`), behind the GoogleTokenMinter port. This version has no Google adapter, so a `google` config
- * section is refused rather than silently ignored, and a policy that grants `google` is refused at start (the grant
- * has no minter) unless a minter is passed in (tests).
+ * The `google` config section → the google grant's minter. The Google client libraries are loaded here, and only when
+ * the config has the section: a broker that mints no Google tokens never pays their start-up time and memory.
+ * The broker's own credentials are Application Default Credentials (docs/google.md, "The broker's own identity").
  */
-import { ConfigError } from '../../config/load.js';
 import type { BrokerConfig } from '../../config/schema.js';
-import type { GoogleTokenMinter } from '../../ports.js';
+import { loadGoogleAdapter, type GoogleMinter } from './index.js';
 
-export function createGoogleMinter(section: BrokerConfig['google']): GoogleTokenMinter | undefined {
-  if (section !== undefined) throw new ConfigError('config: google: Google token minting is not available in this version; remove the google section');
-  return undefined;
+export async function createGoogleMinter(section: BrokerConfig['google']): Promise<GoogleMinter | undefined> {
+  if (section === undefined) return undefined;
+  const adapter = await loadGoogleAdapter();
+  return adapter.createGoogleTokenMinter({ iamCredentialsUrl: section.iamCredentialsUrl, auth: adapter.applicationDefaultCredentials() });
 }

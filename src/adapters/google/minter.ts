@@ -100,7 +100,8 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
     }
     switch (failure.kind) {
       case 'denied':
-        return `Google refused to mint a token for ${plan.serviceAccount} (${summary}): the broker needs ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)}`;
+        // The binding first: callers and audit records keep only the first 240 characters of a detail.
+        return `Google refused to mint a token: the broker needs ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)} (${summary})`;
       case 'not_found':
         return `Google found no service account ${plan.serviceAccount}${plan.delegates.length > 0 ? ' (or one of its delegates)' : ''} (${summary}): check the address in the rule, and that the broker has ${tokenCreatorChain(await whoAmI(), plan.delegates, plan.serviceAccount)}`;
       case 'unauthenticated':
@@ -134,7 +135,10 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
       if (typeof response.accessToken !== 'string' || response.accessToken.length === 0 || expires === undefined) {
         throw new BrokerError('upstream_unavailable', 'Google IAM Credentials answered without an access token or expiry');
       }
-      return { accessToken: response.accessToken, expiresAt: new Date(expires * 1000), serviceAccount: plan.serviceAccount, scopes: [...plan.scopes] };
+      return {
+        accessToken: response.accessToken, expiresAt: new Date(expires * 1000), serviceAccount: plan.serviceAccount, scopes: [...plan.scopes],
+        ...(plan.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: plan.spannerDatabaseRole }),
+      };
     },
     async close() {
       await client.close();

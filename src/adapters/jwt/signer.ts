@@ -5,16 +5,20 @@
 import { Buffer } from 'node:buffer';
 import { createPrivateKey, createPublicKey, randomUUID, sign as signDigest, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose';
+import { BrokerError } from '../../core/errors.js';
 import { HARD_CAP_SECONDS } from '../../core/grants.js';
+import { parseSession, SESSION_TYPE, sessionAudience, sessionClaims, type Session } from '../../core/session.js';
 import type { TokenMint } from '../../core/grants.js';
-import type { JwtSigner, MintContext, MintedToken } from '../../ports.js';
+import type { JwtSigner, MintContext, MintedToken, SignedSession } from '../../ports.js';
 
 interface LoadedKey {
   readonly kid: string;
   readonly privateKey: KeyObject;
   /** base64url of the protected header {alg, kid, typ}: the same for every token this key signs. */
   readonly headerSegment: string;
+  /** The same for session tokens, whose typ differs. */
+  readonly sessionHeaderSegment: string;
   readonly publicJwk: Record<string, unknown>;
 }
 
@@ -42,7 +46,8 @@ async function loadKey(jwk: JWK): Promise<LoadedKey> {
   const publicJwk: Record<string, unknown> = { use: 'sig', alg: 'ES256' };
   for (const member of PUBLIC_MEMBERS) publicJwk[member] = jwk[member];
   const headerSegment = Buffer.from(JSON.stringify({ alg: 'ES256', kid: jwk.kid, typ: 'JWT' })).toString('base64url');
-  return { kid: jwk.kid, privateKey, headerSegment, publicJwk };
+  const sessionHeaderSegment = Buffer.from(JSON.stringify({ alg: 'ES256', kid: jwk.kid, typ: SESSION_TYPE })).toString('base64url');
+  return { kid: jwk.kid, privateKey, headerSegment, sessionHeaderSegment, publicJwk };
 }
 
 /**
@@ -50,8 +55,8 @@ async function loadKey(jwk: JWK): Promise<LoadedKey> {
  * Node's one-shot synchronous sign on a KeyObject imported once: no WebCrypto promise and thread-pool round trip, and
  * none of SignJWT's builder objects, on the exchange hot path.
  */
-function signCompact(key: LoadedKey, payload: Record<string, unknown>): string {
-  const signingInput = `${key.headerSegment}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+function signCompact(key: LoadedKey, payload: Record<string, unknown>, headerSegment = key.headerSegment): string {
+  const signingInput = `${headerSegment}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
   const signature = signDigest('sha256', Buffer.from(signingInput, 'latin1'), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
   return `${signingInput}.${signature.toString('base64url')}`;
 }
@@ -78,6 +83,11 @@ export async function createJwtSigner(issuer: string, keys: readonly JWK[]): Pro
   let active = await Promise.all(keys.map(loadKey));
   let retired: RetiredKey[] = [];
   const retention = HARD_CAP_SECONDS.token + 300;
+  const publicJwks = (now: Date): { keys: Record<string, unknown>[] } => {
+    const nowSeconds = now.getTime() / 1000;
+    retired = retired.filter((key) => key.publishedUntil > nowSeconds);
+    return { keys: [...active.map((key) => key.publicJwk), ...retired.map((key) => key.publicJwk)] };
+  };
 
   return {
     issuer,
@@ -108,11 +118,27 @@ export async function createJwtSigner(issuer: string, keys: readonly JWK[]): Pro
       });
       return { token, expiresAt: plan.expiresAt };
     },
-    publicJwks(now: Date) {
-      const nowSeconds = now.getTime() / 1000;
-      retired = retired.filter((key) => key.publishedUntil > nowSeconds);
-      return { keys: [...active.map((key) => key.publicJwk), ...retired.map((key) => key.publicJwk)] };
+    signSession(session: Session, now: Date): SignedSession {
+      const signingKey = active[0] as LoadedKey;
+      const issuedAt = Math.floor(now.getTime() / 1000);
+      const expiresAt = new Date(session.principal.exp * 1000);
+      const payload = { ...sessionClaims(session), iss: issuer, aud: sessionAudience(issuer), iat: issuedAt, exp: session.principal.exp, jti: randomUUID() };
+      return { token: signCompact(signingKey, payload, signingKey.sessionHeaderSegment), expiresAt };
     },
+    async verifySession(token: string, now: Date): Promise<Session> {
+      try {
+        // Every published key, retired ones included: a session lives as long as the ID token, longer than a rotation.
+        const { payload } = await jwtVerify(token, createLocalJWKSet(publicJwks(now) as { keys: JWK[] }), {
+          issuer, audience: sessionAudience(issuer), typ: SESSION_TYPE, algorithms: ['ES256'], currentDate: now, requiredClaims: ['exp', 'iat'],
+        });
+        return parseSession(payload);
+      } catch (err) {
+        if (err instanceof BrokerError) throw err;
+        if (err instanceof joseErrors.JWTExpired) throw new BrokerError('token_expired', 'the session has ended (the ID token it came from has expired)');
+        throw new BrokerError('invalid_token', 'not a session token of this broker', { cause: err });
+      }
+    },
+    publicJwks,
     async rotate(nextKeys: readonly JWK[], now: Date) {
       const next = await Promise.all(nextKeys.map(loadKey));
       if (next.length === 0) throw new TypeError('a key set needs at least one key');

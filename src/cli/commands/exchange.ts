@@ -4,19 +4,22 @@
  * here and only the CSR is sent: the private key never leaves the job.
  * Exit codes: 0 ok, 1 denied, 2 usage error, 3 broker or upstream unavailable.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { text as readStream } from 'node:stream/consumers';
 import { Option, type Command } from 'commander';
 import { generateKeyAndRequest } from '../../adapters/ca/request.js';
 import type { z } from 'zod';
 import { isAllowedIssuerUrl } from '../../config/schema.js';
 import { GRANT_KINDS, GRANTS, isGrantKind, type GrantKind, type JobMaterial } from '../../core/grants.js';
-import { exchangeResponseSchema, explainResponseSchema, firstIssue, type ExchangeResponse } from '../../core/exchange-response.js';
+import { exchangeResponseSchema, explainResponseSchema, firstIssue, problemSchema, type ExchangeResponse } from '../../core/exchange-response.js';
 import { missingFieldText } from '../../core/json-path.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { formatExplanation, formatProblem } from '../denials.js';
 import { EXIT } from '../output.js';
 import { judgeGate } from '../gate-verdict.js';
 import { parseGrantList, parseSeconds } from '../options.js';
+import { earliestExpiry, refreshLoop, refreshPlanSchema, startRefreshWorker } from './refresh-loop.js';
 
 class UsageError extends Error {}
 class MalformedReply extends Error {}
@@ -106,18 +109,18 @@ async function writeCredentials(out: string, reply: ExchangeResponse, material: 
     const output = GRANTS[kind].cli.output(parsed.data, material, out);
     for (const file of output.files) {
       await mkdir(dirname(file.path), { recursive: true, mode: 0o700 });
-      await writeFile(file.path, file.content, { mode: file.mode });
+      await writeFileAtomic(file.path, file.content, file.mode);
     }
     env.push(...output.env.map(([name, value]): [string, string] => [name, value]));
   }
   // What `spanner migrate` records as the change's authority; no credentials in it.
-  await writeFile(join(out, 'exchange.json'), `${JSON.stringify({ requestId: reply.requestId, rule: reply.rule, subject: reply.subject, approvals: reply.approvals }, null, 2)}\n`, { mode: 0o644 });
+  await writeFileAtomic(join(out, 'exchange.json'), `${JSON.stringify({ requestId: reply.requestId, rule: reply.rule, subject: reply.subject, approvals: reply.approvals }, null, 2)}\n`, 0o644);
   return env;
 }
 
 async function writeDotenv(file: string, entries: readonly [string, string][]): Promise<void> {
   for (const [name, value] of entries) if (/[\r\n]/.test(value)) throw new Error(`${name} would break the dotenv file`);
-  await writeFile(file, entries.map(([name, value]) => `${name}=${value}\n`).join(''), { mode: 0o600 });
+  await writeFileAtomic(file, entries.map(([name, value]) => `${name}=${value}\n`).join(''), 0o600);
 }
 
 interface CommonFlags {
@@ -161,7 +164,52 @@ async function run(body: () => Promise<number>): Promise<void> {
   }
 }
 
-async function exchange(flags: CommonFlags & { out: string; dotenv?: string; json?: boolean }): Promise<number> {
+interface ExchangeFlags extends CommonFlags {
+  readonly out: string;
+  readonly dotenv?: string;
+  readonly json?: boolean;
+  readonly refresh?: boolean;
+  readonly refreshBefore: number;
+  readonly refreshWorker?: boolean;
+}
+
+/** The worker's command line: everything but the ID token, which the worker never needs (it has the session). */
+function workerArgs(flags: ExchangeFlags, wanted: WantedGrants, out: string): string[] {
+  const grants = [...wanted].flatMap(([kind, argument]) => ['--grant', argument === undefined ? kind : `${kind}=${argument}`]);
+  return [
+    'exchange', '--broker', flags.broker, '--out', out, ...(flags.dotenv ? ['--dotenv', resolve(flags.dotenv)] : []),
+    ...grants, '--timeout', String(flags.timeout), '--refresh-before', String(flags.refreshBefore),
+  ];
+}
+
+/** The `--refresh-worker` side: the plan from stdin, then refresh until the session ends or the broker refuses. */
+async function refreshWorker(flags: ExchangeFlags): Promise<number> {
+  const wanted = parseGrantFlags(flags.grant);
+  const parsed = refreshPlanSchema.safeParse(JSON.parse(await readStream(process.stdin)));
+  if (!parsed.success) throw new UsageError('--refresh-worker reads the plan that `exchange --refresh` writes to its stdin');
+  return refreshLoop({
+    plan: parsed.data,
+    beforeSeconds: flags.refreshBefore,
+    log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+    async refreshOnce(session) {
+      const keyAndRequest = needsKeyPair(wanted) ? generateKeyAndRequest() : undefined;
+      const material: JobMaterial = { csrPem: keyAndRequest?.csrPem, privateKeyPem: keyAndRequest?.privateKeyPem };
+      const reply = await callBroker(flags.broker, 'v1/refresh', session, exchangeBody(wanted, material), flags.timeout);
+      if (reply.status !== 200) {
+        const problem = problemSchema.safeParse(reply.body);
+        return { status: reply.status, detail: problem.success ? `${problem.data.code}: ${problem.data.detail}` : undefined };
+      }
+      const answer = answerOf(exchangeResponseSchema, reply, 'refresh response');
+      const env = await writeCredentials(resolve(flags.out), answer, material);
+      if (flags.dotenv) await writeDotenv(resolve(flags.dotenv), env);
+      return { status: 200, expiresAt: earliestExpiry(answer.grants) };
+    },
+  });
+}
+
+async function exchange(flags: ExchangeFlags): Promise<number> {
+  if (!(flags.refreshBefore > 0)) throw new UsageError('--refresh-before must be a positive number of seconds');
+  if (flags.refreshWorker) return refreshWorker(flags);
   const { idToken, wanted } = readInputs(flags);
   const keyAndRequest = needsKeyPair(wanted) ? generateKeyAndRequest() : undefined;
   const material: JobMaterial = { csrPem: keyAndRequest?.csrPem, privateKeyPem: keyAndRequest?.privateKeyPem };
@@ -187,6 +235,12 @@ async function exchange(flags: CommonFlags & { out: string; dotenv?: string; jso
     process.stdout.write(`${JSON.stringify({ ok: true, rule: answer.rule, requestId: answer.requestId, granted, out, files })}\n`);
   }
   process.stderr.write(`rule ${answer.rule} granted ${granted.join(', ')}; credentials in ${out}\n`);
+  if (flags.refresh) {
+    const expiresAt = earliestExpiry(answer.grants);
+    if (answer.session === undefined || expiresAt === undefined) throw new UnexpectedAnswer('the broker answered without a session: --refresh needs a broker with POST /v1/refresh');
+    const pid = await startRefreshWorker(workerArgs(flags, wanted, out), { session: answer.session, expiresAt: new Date(expiresAt).toISOString() }, out);
+    process.stderr.write(`refreshing in the background until ${answer.session.expiresAt} (pid ${pid}; log ${out}/refresh.log)\n`);
+  }
   return EXIT.ok;
 }
 
@@ -230,7 +284,10 @@ export function registerExchangeCommand(program: Command): void {
     .option('--out <dir>', 'directory for the credential files', process.env.OIDC_BROKER_DIR ?? '.oidc-broker')
     .option('--dotenv <file>', 'also write a dotenv file (GOOGLE_OAUTH_ACCESS_TOKEN, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, …)')
     .option('--json', 'print the outcome as JSON on stdout (file paths and expiry, never a credential)')
-    .action((flags: CommonFlags & { out: string; dotenv?: string; json?: boolean }) => run(() => exchange(flags)));
+    .option('--refresh', 'then keep the credential files fresh from a background process until the job ends (POST /v1/refresh)')
+    .addOption(new Option('--refresh-before <seconds>', 'with --refresh: renew this long before the credentials expire').default(300).argParser(parseSeconds))
+    .addOption(new Option('--refresh-worker').hideHelp())
+    .action((flags: ExchangeFlags) => run(() => exchange(flags)));
 }
 
 /** Adds `gate`. */

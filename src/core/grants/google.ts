@@ -27,6 +27,8 @@ export interface GoogleMint {
   readonly delegates: readonly string[];
   readonly lifetimeSeconds: number;
   readonly expiresAt: Date;
+  /** Spanner fine-grained access control: the database role the job's sessions should name. */
+  readonly spannerDatabaseRole?: string;
 }
 
 export interface GoogleAccessToken {
@@ -34,15 +36,22 @@ export interface GoogleAccessToken {
   readonly expiresAt: Date;
   readonly serviceAccount: string;
   readonly scopes: readonly string[];
+  readonly spannerDatabaseRole?: string;
 }
 
-const googleResponseSchema = z.looseObject({ accessToken: z.string().min(1), expiresAt: z.string(), serviceAccount: z.string() });
+const googleResponseSchema = z.looseObject({
+  accessToken: z.string().min(1),
+  expiresAt: z.string(),
+  serviceAccount: z.string(),
+  spannerDatabaseRole: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/).optional(),
+});
 
 export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequest, GoogleMint, GoogleAccessToken> = {
   kind: 'google',
   title: 'Google access token',
-  description: 'An OAuth 2.0 access token for the rule\'s service account (impersonated, optionally through delegates), with the requested subset of the rule\'s scopes. Not available in this version: no Google adapter is built in, so a `google` config section is refused, and so is a policy that grants `google`.',
+  description: 'An OAuth 2.0 access token for the rule\'s service account (impersonated through IAM Credentials, optionally through delegates), with the requested subset of the rule\'s scopes, and the rule\'s Spanner database role when it names one. Needs the `google` config section.',
   configSection: 'google',
+  mintsUpstream: true,
   hardCapSeconds: 3600,
   policySchema: googlePolicySchema,
   requestSchema: googleRequestSchema,
@@ -59,9 +68,20 @@ export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequ
       delegates: allowed.delegates ?? [],
       lifetimeSeconds: expiry.seconds,
       expiresAt: expiry.at,
+      ...(allowed.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: allowed.spannerDatabaseRole }),
     };
   },
-  auditSummary: (minted, sha256Hex) => ({ kind: 'google', serviceAccount: minted.serviceAccount, scopes: minted.scopes, expiresAt: minted.expiresAt, sha256: sha256Hex(minted.accessToken) }),
+  sessionScope: (plan) => ({ scopes: [...plan.scopes] }),
+  withinSession(scope, request) {
+    const granted = Array.isArray(scope.scopes) ? scope.scopes.filter((item): item is string => typeof item === 'string') : [];
+    const scopes = request.scopes ?? granted;
+    const extra = scopes.filter((item) => !granted.includes(item));
+    return extra.length > 0 ? { refused: `the original exchange did not grant the scopes ${extra.join(', ')}` } : { request: { scopes } };
+  },
+  auditSummary: (minted, sha256Hex) => ({
+    kind: 'google', serviceAccount: minted.serviceAccount, scopes: minted.scopes, expiresAt: minted.expiresAt, sha256: sha256Hex(minted.accessToken),
+    ...(minted.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: minted.spannerDatabaseRole }),
+  }),
   cli: {
     request: () => ({}),
     responseSchema: googleResponseSchema,
@@ -70,7 +90,10 @@ export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequ
       const file = `${dir}/google-access-token`;
       return {
         files: [{ path: file, content: token.accessToken, mode: 0o600 }],
-        env: [['GOOGLE_OAUTH_ACCESS_TOKEN', token.accessToken], ['CLOUDSDK_AUTH_ACCESS_TOKEN_FILE', file], ['GOOGLE_SERVICE_ACCOUNT', token.serviceAccount], ['GOOGLE_ACCESS_TOKEN_EXPIRES_AT', token.expiresAt]],
+        env: [
+          ['GOOGLE_OAUTH_ACCESS_TOKEN', token.accessToken], ['CLOUDSDK_AUTH_ACCESS_TOKEN_FILE', file], ['GOOGLE_SERVICE_ACCOUNT', token.serviceAccount],
+          ['GOOGLE_ACCESS_TOKEN_EXPIRES_AT', token.expiresAt], ...(token.spannerDatabaseRole === undefined ? [] : [['SPANNER_DATABASE_ROLE', token.spannerDatabaseRole] as const]),
+        ],
       };
     },
   },

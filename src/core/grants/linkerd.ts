@@ -53,12 +53,16 @@ export const linkerdGrant: GrantModule<'linkerd', LinkerdGrantSpec, LinkerdGrant
   title: 'Linkerd mesh identity',
   description: 'A leaf certificate for `<serviceAccount>.<namespace>.serviceaccount.identity.<controlPlaneNamespace>.<trustDomain>` (and its SPIFFE ID), for a CSR made in the job, with the issuer chain and the trust anchors.',
   configSection: 'linkerd',
+  mintsUpstream: false,
   hardCapSeconds: LINKERD_HARD_CAP_SECONDS,
   policySchema: linkerdPolicySchema,
   requestSchema: linkerdRequestSchema,
   check: (allowed) =>
     allowed ? { ok: true, detail: `identity ${allowed.serviceAccount}.${allowed.namespace}` } : { ok: false, detail: 'the rule grants no Linkerd identity' },
   plan: (allowed, request, expiry) => ({ kind: 'linkerd', serviceAccount: allowed.serviceAccount, namespace: allowed.namespace, csr: request.csr, notAfter: expiry.at }),
+  // The identity comes from the rule; a refresh only brings a new CSR (a new key) for it.
+  sessionScope: () => ({}),
+  withinSession: (_scope, request) => ({ request }),
   auditSummary: (minted) => ({ kind: 'linkerd', identity: minted.identity, spiffeId: minted.spiffeId, serialNumber: minted.serialNumber, expiresAt: minted.expiresAt }),
   cli: {
     needsKeyPair: true,

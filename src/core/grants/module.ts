@@ -18,6 +18,9 @@ export interface Expiry {
   readonly at: Date;
 }
 
+/** What a refresh session remembers of one granted kind (the `grants.<kind>` claim of the session token). */
+export type SessionScope = Readonly<Record<string, unknown>>;
+
 /** A file the CLI writes for a granted credential. */
 export interface CredentialFile {
   /** Inside the output directory the CLI passed to `output`. */
@@ -47,6 +50,8 @@ export interface GrantModule<K extends string, Spec extends { readonly lifetime:
   readonly description: string;
   /** The broker config section whose adapter mints this kind; named when a policy grants a kind it cannot mint. */
   readonly configSection: string;
+  /** Whether minting calls an outside system: the mint then runs under the request's deadline (`limits.factTimeout`). */
+  readonly mintsUpstream: boolean;
   /** Whatever a rule says, no credential of this kind lives longer. */
   readonly hardCapSeconds: number;
   /** The rule's `grant.<kind>` section (strict). */
@@ -57,6 +62,10 @@ export interface GrantModule<K extends string, Spec extends { readonly lifetime:
   check(allowed: Spec | undefined, request: Request): KindCheck;
   /** What to mint; called only after `check` said ok. */
   plan(allowed: Spec, request: Request, expiry: Expiry): Plan;
+  /** What a refresh session keeps of a minted plan: the most a refresh may ask for (JSON-safe, no secret). */
+  sessionScope(plan: Plan): SessionScope;
+  /** A refresh's request under a session's scope: the request to mint (defaults taken from the scope), or why it asks for more. */
+  withinSession(scope: SessionScope, request: Request): { readonly request: Request } | { readonly refused: string };
   /** What the audit log keeps of a minted credential: never the credential, only its hash and metadata. */
   auditSummary(minted: Minted, sha256Hex: (text: string) => string): Readonly<Record<string, unknown>>;
   /** The CLI's side: the flag argument it takes (`token=AUDIENCE`), the request it sends, the files it writes. */

@@ -35,6 +35,7 @@ export const tokenGrant: GrantModule<'token', TokenGrantSpec, TokenGrantRequest,
   title: 'broker JWT',
   description: 'An ES256 JWT signed by the broker (`iss` = `server.publicUrl`) for the requested audience, or the rule\'s first audience; verifiable with the broker\'s published JWKS.',
   configSection: 'signing',
+  mintsUpstream: false,
   hardCapSeconds: TOKEN_HARD_CAP_SECONDS,
   policySchema: tokenPolicySchema,
   requestSchema: tokenRequestSchema,
@@ -46,6 +47,11 @@ export const tokenGrant: GrantModule<'token', TokenGrantSpec, TokenGrantRequest,
       : { ok: true, detail: `audience ${audience ?? allowed.audiences[0]}` };
   },
   plan: (allowed, request, expiry) => ({ kind: 'token', audience: request.audience ?? (allowed.audiences[0] as string), expiresAt: expiry.at }),
+  sessionScope: (plan) => ({ audience: plan.audience }),
+  withinSession(scope, request) {
+    const audience = request.audience ?? (typeof scope.audience === 'string' ? scope.audience : undefined);
+    return audience !== undefined && audience === scope.audience ? { request: { audience } } : { refused: `the original exchange did not grant the audience ${audience ?? '(none)'}` };
+  },
   auditSummary: (minted, sha256Hex) => ({ kind: 'token', expiresAt: minted.expiresAt, sha256: sha256Hex(minted.token) }),
   cli: {
     argument: 'AUDIENCE',
