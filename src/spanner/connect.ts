@@ -60,8 +60,10 @@ export function connect(options: ConnectOptions): Connection {
     database,
     principal,
     async close() {
+      // The database first (its pool deletes its sessions through the client), then the client; neither failure matters
+      // to a run that is over, and an unawaited close would surface as an unhandled rejection.
       await database.close().catch(() => undefined);
-      spanner.close();
+      await spanner.close().catch(() => undefined);
     },
   };
 }

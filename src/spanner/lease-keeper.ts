@@ -21,7 +21,8 @@ export class LeaseKeeper {
   readonly token = randomUUID();
   private timer: NodeJS.Timeout | undefined;
   private lostError: BrokerError | undefined;
-  private renewing: Promise<void> = Promise.resolve();
+  /** The renewal in flight, if any; there is never more than one. */
+  private renewal: Promise<void> | undefined;
   /** Milliseconds each successful renewal took, for the benchmark. */
   readonly renewals: number[] = [];
 
@@ -63,7 +64,11 @@ export class LeaseKeeper {
 
   private startRenewing(): void {
     this.timer = setInterval(() => {
-      this.renewing = this.renewOnce();
+      // A renewal can outlast a tick (Spanner retries an aborted transaction after a second or two). Starting another
+      // would contend with it for the same row, and release() could then return while one still runs against a
+      // connection about to close, so a slow renewal makes the next tick wait.
+      if (this.renewal) return;
+      this.renewal = this.renewOnce().finally(() => { this.renewal = undefined; });
     }, renewInterval(this.options.leaseMs / 1000));
   }
 
@@ -92,10 +97,10 @@ export class LeaseKeeper {
     this.timer = undefined;
   }
 
-  /** Stops renewing and deletes the lease row if it is still ours. */
+  /** Stops renewing, waits for a renewal in flight, and deletes the lease row if it is still ours. */
   async release(): Promise<void> {
     this.stopTimer();
-    await this.renewing;
+    await this.renewal;
     if (!this.lostError) await this.store.release(this.token);
   }
 }

@@ -102,7 +102,7 @@ export async function startEmulator(options: { logRequests?: boolean } = {}): Pr
       },
       async stop() {
         await Promise.all([...handles.values()].map((handle) => handle.close().catch(() => undefined)));
-        client.close();
+        await client.close().catch(() => undefined);
         await stop();
       },
     };
