@@ -11,25 +11,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { JWK } from 'jose';
 import { createJwtSigner } from '../src/adapters/jwt/signer.js';
 import { checkSecretFilePermissions } from '../src/cli/doctor-files.js';
 import type { BrokerConfig } from '../src/config/schema.js';
-
-const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
+import { REPO_ROOT as ROOT, runCli as run, type CliRun as Run } from './support/cli-run.js';
 
 function shell(program: string, script: string): Promise<Run> {
   return new Promise((resolve) => {

@@ -3,28 +3,15 @@
  * nothing cut where the deciding part is, and policy test saying why a case failed. The CLI runs as a child process.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { differingParts, formatExplanation } from '../src/cli/denials.js';
-
-const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run { code: number; stdout: string; stderr: string }
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
+import { runCli as run } from './support/cli-run.js';
 
 /** Every word of `text` appears in `output` in order (a wrapped cell may be split across lines). */
 function assertWordsInOrder(output: string, text: string): void {

@@ -12,6 +12,7 @@ import { createIdTokenVerifier } from '../src/adapters/gitlab/verifier.js';
 import { isBrokerError } from '../src/core/errors.js';
 import type { IdTokenVerifier } from '../src/ports.js';
 import { startGitLab, type StandInGitLab } from './support/gitlab.js';
+import { seededRandom } from './support/seeded-random.js';
 
 const AUDIENCE = 'https://broker.test';
 const TOLERANCE = 30;
@@ -36,18 +37,8 @@ before(async () => {
 });
 after(() => gitlab.close());
 
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const next = random(20_261_126);
+const next = seededRandom(20_261_126);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
 const b64 = (text: string): string => Buffer.from(text).toString('base64url');
 

@@ -13,6 +13,7 @@ import { checkProofOfPossession, readCertificationRequest, type CertificationReq
 import { toPem } from '../../src/adapters/ca/der.js';
 import { buildCertificationRequest, csrExtension, subjectAltName } from '../../src/adapters/ca/request.js';
 import { isBrokerError } from '../../src/core/errors.js';
+import { seededRandom } from './seeded-random.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -44,17 +45,6 @@ export class FuzzFinding extends Error {
   override readonly name = 'FuzzFinding';
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Parses DER leniently into a tree (the fuzzer's own reader; any length form it can follow). */
 function parseTree(input: Buffer): Node[] | undefined {
@@ -341,7 +331,7 @@ export function fuzzCsrReader(seeds: readonly Seed[], count: number, seed: numbe
     compare(original.der, accepted, `seed ${original.name}`);
   }
   const donors = donorsOf(seeds);
-  const next = random(seed);
+  const next = seededRandom(seed);
   let acceptedCount = 0;
   let unchanged = 0;
   for (let i = 0; i < count; i += 1) {
