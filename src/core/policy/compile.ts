@@ -4,6 +4,7 @@
  */
 import { PATH_CLAIMS } from '../claims.js';
 import { PatternError, compileGlob, compileRegex } from './patterns.js';
+import { buildRuleIndex, type RuleIndex } from './rule-index.js';
 import { policyFileSchema, type GrantsSpec, type MatcherSpec, type RequireSpec, type RuleSpec } from './schema.js';
 
 export interface CompiledMatcher {
@@ -28,6 +29,8 @@ export interface CompiledRule {
 export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   readonly sources: readonly string[];
+  /** The rules by issuer and exact project (rule-index.ts): what a request evaluates. */
+  readonly index: RuleIndex;
 }
 
 export interface PolicyIssue {
@@ -108,5 +111,5 @@ export function compilePolicy(documents: readonly PolicyDocument[]): CompiledPol
     });
   }
   if (issues.length > 0) throw new PolicyError(issues);
-  return Object.freeze({ rules: Object.freeze(rules), sources: documents.map((document) => document.source) });
+  return Object.freeze({ rules: Object.freeze(rules), sources: documents.map((document) => document.source), index: buildRuleIndex(rules) });
 }
