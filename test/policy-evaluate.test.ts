@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { parsePrincipal } from '../src/core/claims.js';
 import { compilePolicy, type CompiledPolicy } from '../src/core/policy/compile.js';
+import { buildRuleIndex } from '../src/core/policy/rule-index.js';
 import { decide, factNeeds, preEvaluate, reasonsFor, type RuleEvaluation } from '../src/core/policy/evaluate.js';
 import { defaultIdTokenClaims, withOverrides } from '../src/dev/token-factory.js';
 
@@ -84,12 +85,14 @@ rules:
         ? { ...condition, matches: (value: string | undefined) => (calls.push(condition.claim), condition.matches(value)) }
         : condition),
     }));
-    return { policy: { rules, sources: patterned.sources }, calls };
+    return { policy: { rules, sources: patterned.sources, index: buildRuleIndex(rules) }, calls };
   }
 
   it('runs no pattern of a rule bound to another project, and says so in its explanation', () => {
     const { policy: spied, calls } = counted();
-    const preliminary = preEvaluate(spied, principal({ project_id: '99', environment: `review/${'a'.repeat(2000)}!` }), { token: {} });
+    const caller = principal({ project_id: '99', environment: `review/${'a'.repeat(2000)}!` });
+    assert.deepEqual(preEvaluate(spied, caller, { token: {} }).evaluations, [], 'the index leaves the rule out altogether');
+    const preliminary = preEvaluate(spied, caller, { token: {} }, { everyRule: true });
     assert.deepEqual(calls, []);
     assert.deepEqual([...preliminary.visible], []);
     const conditions = (preliminary.evaluations[0] as RuleEvaluation).conditions;
@@ -169,9 +172,11 @@ rules:
     grant: { token: { audiences: [a] } }
 `) }]);
 
-  it('applies a rule only to tokens of its issuer, and says which issuer it expected', () => {
-    const preliminary = preEvaluate(policy, principal({}), { token: {} });
+  it('applies a rule only to tokens of its issuer, hides it from other issuers, and says which issuer it expected', () => {
+    assert.deepEqual(preEvaluate(policy, principal({}), { token: {} }).evaluations.map((evaluation) => evaluation.rule), ['approved-deploys']);
+    const preliminary = preEvaluate(policy, principal({}), { token: {} }, { everyRule: true });
     assert.deepEqual(preliminary.candidates.map((rule) => rule.name), ['approved-deploys']);
+    assert.deepEqual([...preliminary.visible], ['approved-deploys'], 'project 20 on another GitLab is another project');
     const other = preliminary.evaluations.find((evaluation) => evaluation.rule === 'other-instance') as RuleEvaluation;
     assert.equal(other.applies, false);
     assert.deepEqual(other.conditions[0], { name: 'iss', expected: 'https://gitlab.other.example', actual: 'https://gitlab.example.com', ok: false });

@@ -11,7 +11,7 @@ import { parsePrincipal } from '../core/claims.js';
 import { ERROR_STATUS, isBrokerError, type ErrorCode } from '../core/errors.js';
 import { grantRequestSchema, type GrantRequest } from '../core/grants.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
-import { decide, preEvaluate, type Decision } from '../core/policy/evaluate.js';
+import { decide, preEvaluate, type Decision, type PreEvaluationOptions } from '../core/policy/evaluate.js';
 import { approvalFactsSchema, parseInputFile } from './offline-facts.js';
 
 export interface OfflineInput {
@@ -25,14 +25,17 @@ export type OfflineOutcome = { readonly ok: true; readonly decision: Decision } 
 
 const DEFAULT_GRANTS = { token: {} };
 
-/** Evaluate a claim set as the server would, after signature checks; claim errors come back as codes. */
-export function decideOffline(policy: CompiledPolicy, input: OfflineInput, now: Date): OfflineOutcome {
+/**
+ * Evaluate a claim set as the server would, after signature checks; claim errors come back as codes. `everyRule`:
+ * an evaluation for every rule, not only those that can apply (the same decision).
+ */
+export function decideOffline(policy: CompiledPolicy, input: OfflineInput, now: Date, options: PreEvaluationOptions = {}): OfflineOutcome {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const claims = { iat: nowSeconds, exp: nowSeconds + 3600, jti: 'offline', iss: 'https://gitlab.example.com', sub: 'offline', ...input.claims };
   try {
     const principal = parsePrincipal(claims, 'offline');
     const request: GrantRequest = grantRequestSchema.parse({ grants: input.grants ?? DEFAULT_GRANTS }).grants;
-    const preliminary = preEvaluate(policy, principal, request);
+    const preliminary = preEvaluate(policy, principal, request, options);
     const approvals = input.approvals ?? {};
     const facts = input.jobStatus === undefined ? { jobStatus: 'running', approvals } : { jobStatus: input.jobStatus, approvals };
     return { ok: true, decision: decide(preliminary, facts, now) };

@@ -115,7 +115,7 @@ export function registerPolicyCommands(program: Command): void {
       if (options.approvals) await assertReadable(options.approvals);
       const claims = claimsFrom(await readStructuredFile(options.claims), options.claims);
       const approvals = options.approvals ? approvalFactsFrom(await readStructuredFile(options.approvals), options.approvals) : undefined;
-      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: options.grants }, systemClock.now());
+      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: options.grants }, systemClock.now(), { everyRule: true });
       if (!outcome.ok) {
         if (options.json) printJson({ allowed: false, code: outcome.code, detail: outcome.detail, evaluations: [] });
         else console.log(`denied: ${outcome.code}: ${outcome.detail}`);

@@ -4,8 +4,8 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import { compilePolicy, PolicyError, type CompiledPolicy, type PolicyDocument } from '../../core/policy/compile.js';
+import { parseStrictYaml } from './policy-yaml.js';
 
 const MAX_POLICY_BYTES = 4 * 1024 * 1024;
 
@@ -16,10 +16,10 @@ export async function policyFiles(path: string): Promise<string[]> {
   return names.map((name) => join(path, name));
 }
 
-/** Parse YAML strictly: duplicate keys and aliases are refused. */
+/** Parse YAML strictly: duplicate keys, anchors and aliases are refused (policy-yaml.ts). */
 export function parsePolicyYaml(text: string, source: string): PolicyDocument {
   try {
-    return { source, data: parse(text, { uniqueKeys: true, maxAliasCount: 0, prettyErrors: true }) };
+    return { source, data: parseStrictYaml(text) };
   } catch (err) {
     throw new PolicyError([{ source, path: '', message: `YAML: ${(err as Error).message.split('\n')[0]}` }]);
   }

@@ -3,7 +3,8 @@
  * `policy explain` all go through `compilePolicy`, so their verdicts cannot diverge.
  */
 import { PATH_CLAIMS } from '../claims.js';
-import { PatternError, compileGlob, compileRegex } from './patterns.js';
+import { PatternError, compileGlob, compileRegex, type PatternMatcher } from './patterns.js';
+import { buildRuleIndex, type RuleIndex } from './rule-index.js';
 import { policyFileSchema, type GrantsSpec, type MatcherSpec, type RequireSpec, type RuleSpec } from './schema.js';
 
 export interface CompiledMatcher {
@@ -28,6 +29,8 @@ export interface CompiledRule {
 export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   readonly sources: readonly string[];
+  /** The rules by issuer and exact project (rule-index.ts): what a request evaluates. */
+  readonly index: RuleIndex;
 }
 
 export interface PolicyIssue {
@@ -45,7 +48,22 @@ export class PolicyError extends Error {
   }
 }
 
-function compileMatcher(claim: string, spec: MatcherSpec): CompiledMatcher {
+/**
+ * Compiled patterns by what determines them: many teams write the same globs ("review/*", "refs/heads/*"), and compiling
+ * one on the linear-time engine costs far more than matching with it. One cache per compilePolicy call.
+ */
+type PatternCache = Map<string, PatternMatcher>;
+
+function cachedPattern(cache: PatternCache, key: string, compile: () => PatternMatcher): PatternMatcher {
+  let pattern = cache.get(key);
+  if (pattern === undefined) {
+    pattern = compile();
+    cache.set(key, pattern);
+  }
+  return pattern;
+}
+
+function compileMatcher(claim: string, spec: MatcherSpec, cache: PatternCache): CompiledMatcher {
   if (typeof spec === 'string') {
     return { claim, spec, expected: spec, matches: (value) => value === spec };
   }
@@ -55,7 +73,9 @@ function compileMatcher(claim: string, spec: MatcherSpec): CompiledMatcher {
   }
   const allowSlash = spec.allowSlash === true;
   const pathClaim = PATH_CLAIMS.has(claim);
-  const pattern = 'glob' in spec ? compileGlob(spec.glob, allowSlash) : compileRegex(spec.regex, { pathClaim, allowSlash });
+  const pattern = 'glob' in spec
+    ? cachedPattern(cache, `glob ${allowSlash} ${spec.glob}`, () => compileGlob(spec.glob, allowSlash))
+    : cachedPattern(cache, `regex ${allowSlash} ${pathClaim} ${spec.regex}`, () => compileRegex(spec.regex, { pathClaim, allowSlash }));
   const expected = 'glob' in spec ? `glob ${spec.glob}` : `regex ${spec.regex}`;
   return { claim, spec, expected, matches: (value) => value !== undefined && pattern.test(value) };
 }
@@ -70,6 +90,7 @@ export function compilePolicy(documents: readonly PolicyDocument[]): CompiledPol
   const issues: PolicyIssue[] = [];
   const rules: CompiledRule[] = [];
   const seen = new Map<string, string>();
+  const patterns: PatternCache = new Map();
   for (const document of documents) {
     const parsed = policyFileSchema.safeParse(document.data);
     if (!parsed.success) {
@@ -89,7 +110,7 @@ export function compilePolicy(documents: readonly PolicyDocument[]): CompiledPol
       for (const [claim, matcher] of Object.entries(spec.when)) {
         if (matcher === undefined) continue;
         try {
-          conditions.push(compileMatcher(claim, matcher));
+          conditions.push(compileMatcher(claim, matcher, patterns));
         } catch (err) {
           if (!(err instanceof PatternError)) throw err;
           issues.push({ source: document.source, path: `rules.${position}.when.${claim}`, message: err.message });
@@ -108,5 +129,5 @@ export function compilePolicy(documents: readonly PolicyDocument[]): CompiledPol
     });
   }
   if (issues.length > 0) throw new PolicyError(issues);
-  return Object.freeze({ rules: Object.freeze(rules), sources: documents.map((document) => document.source) });
+  return Object.freeze({ rules: Object.freeze(rules), sources: documents.map((document) => document.source), index: buildRuleIndex(rules) });
 }

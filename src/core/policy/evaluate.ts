@@ -1,6 +1,7 @@
 /**
  * Deterministic evaluation, in two pure phases so facts are fetched only when a candidate rule needs them:
- *   1. `preEvaluate`: conditions and grants for every rule (no facts);
+ *   1. `preEvaluate`: conditions and grants for every rule that can apply (no facts): the rule index (rule-index.ts)
+ *      leaves out rules of another issuer or another exact project, which could neither apply nor be shown;
  *   2. `decide`: requirements of the candidate rules over the fetched facts; the first rule in file order whose `when`
  *      holds, whose `require` holds and which allows every requested grant wins.
  */
@@ -15,6 +16,7 @@ import { claimValue, type GitLabPrincipal } from '../claims.js';
 import type { ErrorCode, Reason } from '../errors.js';
 import { checkGrants, type GrantCheck, type GrantRequest } from '../grants.js';
 import type { CompiledMatcher, CompiledPolicy, CompiledRule } from './compile.js';
+import { rulesFor } from './rule-index.js';
 
 export interface ConditionResult {
   readonly name: string;
@@ -41,6 +43,14 @@ export interface RequirementResult {
  */
 export interface EvaluationOptions {
   readonly deferDeploymentApprovals?: boolean;
+}
+
+export interface PreEvaluationOptions {
+  /**
+   * Evaluate every rule of the policy, not only those the index says can apply: the same decision, with an
+   * evaluation for each rule (`policy explain` shows an operator why each of their rules did not apply).
+   */
+  readonly everyRule?: boolean;
 }
 
 export interface RuleEvaluation {
@@ -91,9 +101,12 @@ export type Decision =
       readonly evaluations: readonly RuleEvaluation[];
     };
 
-/** Conditions that bind a rule to projects: a caller sees a rule's details only when all of these hold for it. */
+/**
+ * Conditions that bind a rule to projects: a caller sees a rule's details only when all of these hold for it. The
+ * issuer is one of them: a project id names a project on one GitLab instance only.
+ */
 const PROJECT_CLAIMS = new Set([
-  'project_id', 'project_path', 'namespace_id', 'namespace_path', 'job_project_id', 'job_project_path', 'job_namespace_id',
+  'iss', 'project_id', 'project_path', 'namespace_id', 'namespace_path', 'job_project_id', 'job_project_path', 'job_namespace_id',
   'job_namespace_path', 'ci_config_ref_uri', 'sub',
 ]);
 
@@ -112,7 +125,7 @@ function evaluateConditions(rule: CompiledRule, principal: GitLabPrincipal): Con
   }
   const offset = results.length;
   const pending: number[] = [];
-  let projectFailed = false;
+  let projectFailed = results.some((result) => !result.ok);
   rule.conditions.forEach((matcher, position) => {
     const actual = claimValue(principal, matcher.claim) ?? null;
     if (isPattern(matcher)) {
@@ -141,12 +154,15 @@ function evaluateConditions(rule: CompiledRule, principal: GitLabPrincipal): Con
   return results;
 }
 
-/** Phase 1: conditions and grant checks for every rule; no facts needed. */
-export function preEvaluate(policy: CompiledPolicy, principal: GitLabPrincipal, request: GrantRequest): Preliminary {
+/** Phase 1: conditions and grant checks for every rule that can apply, in policy order; no facts needed. */
+export function preEvaluate(policy: CompiledPolicy, principal: GitLabPrincipal, request: GrantRequest, options: PreEvaluationOptions = {}): Preliminary {
   const evaluations: RuleEvaluation[] = [];
   const candidates: CompiledRule[] = [];
   const visible = new Set<string>();
-  for (const rule of policy.rules) {
+  const rules = options.everyRule === true
+    ? policy.rules
+    : rulesFor(policy.index, principal.iss, { id: claimValue(principal, 'project_id'), path: claimValue(principal, 'project_path') });
+  for (const rule of rules) {
     const conditions = evaluateConditions(rule, principal);
     const applies = conditions.every((condition) => condition.ok);
     if (conditions.every((condition) => condition.ok || !PROJECT_CLAIMS.has(condition.name))) visible.add(rule.name);

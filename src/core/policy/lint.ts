@@ -5,6 +5,7 @@
  */
 import { GRANT_KINDS } from '../grants.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
+import { earlierRulesThatMayCover } from './rule-index.js';
 import { shadowingBypass } from './shadowing.js';
 
 export interface PolicyFinding {
@@ -36,7 +37,7 @@ function sameSpec(a: unknown, b: unknown): boolean {
 }
 
 /** `earlier` wins whenever `later` would: same issuer, every condition of earlier is in later, no stricter requirements, every grant of later is in earlier. */
-function shadows(earlier: CompiledRule, later: CompiledRule): boolean {
+export function shadows(earlier: CompiledRule, later: CompiledRule): boolean {
   if (earlier.issuer !== undefined && earlier.issuer !== later.issuer) return false;
   for (const condition of earlier.conditions) {
     const counterpart = conditionFor(later, condition.claim);
@@ -55,7 +56,7 @@ function shadows(earlier: CompiledRule, later: CompiledRule): boolean {
 
 export function lintPolicy(policy: CompiledPolicy, options: LintOptions = {}): PolicyFinding[] {
   const findings: PolicyFinding[] = [];
-  policy.rules.forEach((rule, index) => {
+  for (const rule of policy.rules) {
     const hasProjectId = conditionFor(rule, 'project_id') !== undefined || conditionFor(rule, 'namespace_id') !== undefined;
     const hasPath = ['project_path', 'namespace_path', 'job_project_path'].some((claim) => conditionFor(rule, claim));
     if (hasPath && !hasProjectId) {
@@ -71,8 +72,11 @@ export function lintPolicy(policy: CompiledPolicy, options: LintOptions = {}): P
     if (!rule.require.sameProject) {
       findings.push({ severity: 'warning', rule: rule.name, message: 'sameProject is off: fork merge-request pipelines can present this project' });
     }
+    // Only earlier rules that can cover this one can shadow it (rule-index.ts): linear in the policy's size when its
+    // rules are bound to exact projects, where comparing every pair was quadratic.
+    const earlierRules = earlierRulesThatMayCover(policy.index, rule);
     let bypassed = false;
-    for (const earlier of policy.rules.slice(0, index)) {
+    for (const earlier of earlierRules) {
       const bypass = shadowingBypass(earlier, rule);
       if (bypass !== undefined) {
         findings.push({ severity: options.allowShadowing === true ? 'accepted' : 'error', rule: rule.name, message: bypass });
@@ -81,12 +85,12 @@ export function lintPolicy(policy: CompiledPolicy, options: LintOptions = {}): P
       }
     }
     // A bypass already says that an earlier rule wins where this one would; accepting it accepts that.
-    for (const earlier of bypassed ? [] : policy.rules.slice(0, index)) {
+    for (const earlier of bypassed ? [] : earlierRules) {
       if (shadows(earlier, rule)) {
         findings.push({ severity: 'error', rule: rule.name, message: `unreachable: rule ${earlier.name} comes first and always matches when this one would` });
         break;
       }
     }
-  });
+  }
   return findings;
 }
