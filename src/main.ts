@@ -79,11 +79,12 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     await adapters.close();
     throw err;
   }
+  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
   const policy = createPolicyHolder(async () => {
     const loaded = firstLoad ?? (await loadCheckedPolicy());
     firstLoad = undefined;
     return loaded;
-  }, log);
+  }, log, metrics.policyReload);
   await policy.reload();
 
   const { clock, verifier, replay, audit, ca } = adapters;
@@ -94,7 +95,6 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     clock, verifier, issuers: trustedIssuers(config), facts: adapters.facts, replay, audit, signer: adapters.signer, ca, minters: adapters.minters,
     rateLimiter: adapters.rateLimiter, policy: policy.current, factTimeoutMs, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
-  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
   const app = createApp(deps, {
     metrics,
     trustProxy: config.server.trustProxy,
