@@ -102,6 +102,7 @@ for (const outage of outages) {
       await refused(503, 'upstream_unavailable');
       await refused(503, 'upstream_unavailable');
       assert.equal(await readiness(), false, 'not ready once the cached keys are past the window');
+      assert.ok(h.opsLog.some((line) => line.startsWith('warn issuer keys could not be loaded; not ready')), h.opsLog.join('\n'));
 
       await comeBack();
       clock.advance(COOLDOWN);

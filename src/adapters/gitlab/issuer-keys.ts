@@ -22,7 +22,10 @@ export interface IssuerKeySetOptions {
   /** How long past `cacheMaxAgeMs` cached keys still verify while the key set cannot be fetched. */
   readonly outageWindowMs: number;
   readonly timeoutMs: number;
-  /** Told of every failed fetch (with when the cached keys stop verifying, if there are any) and of the first success after one. */
+  /**
+   * Told of every failed fetch (with when the cached keys stop verifying, while they still do), of the moment the cached
+   * keys stop verifying, and of the first success after a failure.
+   */
   readonly onFetch?: (outcome: KeySetFetchOutcome) => void;
 }
 
@@ -70,6 +73,8 @@ export function createIssuerKeySet(options: IssuerKeySetOptions): IssuerKeySet {
   let attemptedAt = -Infinity;
   let lastError: BrokerError | undefined;
   let pending: Promise<void> | undefined;
+  /** Whether the operator has been told that the cached keys stopped verifying (once per outage). */
+  let windowEndReported = false;
 
   const usableUntil = (): number => fetchedAt + options.cacheMaxAgeMs + options.outageWindowMs;
   const coolingDown = (now: number): boolean => now - attemptedAt < options.cooldownMs;
@@ -85,10 +90,11 @@ export function createIssuerKeySet(options: IssuerKeySetOptions): IssuerKeySet {
           fetchedAt = now;
           if (lastError) options.onFetch?.({ ok: true });
           lastError = undefined;
+          windowEndReported = false;
         },
         (err: unknown) => {
           lastError = err as BrokerError;
-          options.onFetch?.({ ok: false, error: lastError, cachedKeysUntil: local ? new Date(usableUntil()) : undefined });
+          options.onFetch?.({ ok: false, error: lastError, cachedKeysUntil: local && now < usableUntil() ? new Date(usableUntil()) : undefined });
           throw err;
         },
       )
@@ -99,10 +105,15 @@ export function createIssuerKeySet(options: IssuerKeySetOptions): IssuerKeySet {
   }
 
   function pastOutageWindow(now: number): BrokerError {
-    return new BrokerError('upstream_unavailable', 'the issuer key set cannot be fetched and the cached keys are past their outage window', {
+    const error = new BrokerError('upstream_unavailable', 'the issuer key set cannot be fetched and the cached keys are past their outage window', {
       cause: lastError,
       retryAfter: retryAfter(now),
     });
+    if (!windowEndReported) {
+      windowEndReported = true;
+      options.onFetch?.({ ok: false, error, cachedKeysUntil: undefined });
+    }
+    return error;
   }
 
   /** The keys to verify with at `now`: fresh, refreshed, or cached within the outage window. */

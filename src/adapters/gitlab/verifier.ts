@@ -38,7 +38,7 @@ export interface VerifierOptions {
 
 /**
  * What an operator needs to fix an issuer that cannot be reached: which URL failed and why, and until when the keys
- * cached before the failure still verify (absent when there are none).
+ * cached before the failure still verify (absent when none do: the issuer's tokens are refused, readiness is false).
  */
 export type IssuerKeysEvent =
   | { readonly loaded: false; readonly issuer: string; readonly url: string; readonly cause: string; readonly cachedKeysUntil?: Date }
