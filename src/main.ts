@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Router } from 'express';
 import { createOperationalLogger } from './adapters/audit/winston-audit.js';
 import { buildAdapters, CLOCK_TOLERANCE_SECONDS, mintableKinds, trustedIssuers, type AdapterOverrides } from './adapters/build.js';
+import type { IssuerKeysEvent } from './adapters/gitlab/verifier.js';
 import { loadPolicy } from './adapters/policy/load.js';
 import type { BrokerDeps, OperationalLog } from './app/deps.js';
 import { createRecentFacts, EXPLAIN_FACTS_TTL_MS } from './app/authorize.js';
@@ -50,11 +51,20 @@ export function assertMintable(policy: CompiledPolicy, mintable: ReadonlySet<Gra
   throw new ConfigError(lines.join('\n'));
 }
 
+/** An issuer's keys, for the operator: loaded again, unreachable with cached keys still verifying (until when), or unreachable. */
+function logIssuerKeys(log: OperationalLog): (event: IssuerKeysEvent) => void {
+  return (event) => {
+    if (event.loaded) log.info('issuer keys loaded', { issuer: event.issuer });
+    else if (event.cachedKeysUntil) log.warn('issuer keys could not be refreshed; verifying with the cached keys until the outage window ends', { issuer: event.issuer, url: event.url, cause: event.cause, cachedKeysUntil: event.cachedKeysUntil.toISOString() });
+    else log.warn('issuer keys could not be loaded; not ready', { issuer: event.issuer, url: event.url, cause: event.cause });
+  };
+}
+
 export async function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<Broker> {
   const log = overrides.log ?? createOperationalLogger();
   const adapters = await buildAdapters(config, {
     ...overrides,
-    onIssuerKeys: (event) => (event.loaded ? log.info('issuer keys loaded', { issuer: event.issuer }) : log.warn('issuer keys could not be loaded; not ready', { issuer: event.issuer, url: event.url, cause: event.cause })),
+    onIssuerKeys: logIssuerKeys(log),
   }, log);
   const mintable = mintableKinds(adapters.minters);
   const loadCheckedPolicy = async () => {
@@ -69,11 +79,12 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     await adapters.close();
     throw err;
   }
+  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
   const policy = createPolicyHolder(async () => {
     const loaded = firstLoad ?? (await loadCheckedPolicy());
     firstLoad = undefined;
     return loaded;
-  }, log);
+  }, log, metrics.policyReload);
   await policy.reload();
 
   const { clock, verifier, replay, audit, ca } = adapters;
@@ -84,7 +95,6 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     clock, verifier, issuers: trustedIssuers(config), facts: adapters.facts, replay, audit, signer: adapters.signer, ca, minters: adapters.minters,
     rateLimiter: adapters.rateLimiter, policy: policy.current, factTimeoutMs, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
-  const metrics = createMetrics({ defaultMetrics: overrides.defaultMetrics });
   const app = createApp(deps, {
     metrics,
     trustProxy: config.server.trustProxy,

@@ -41,7 +41,7 @@ export interface VerifiedIdToken {
 /** Verifies a GitLab ID token (signature, issuer, audience, times, claims). Throws BrokerError. */
 export interface IdTokenVerifier {
   verify(token: string, now: Date): Promise<VerifiedIdToken>;
-  /** Whether every issuer's discovery document and keys have been loaded. */
+  /** Whether every issuer's discovery document has been loaded and its keys can verify now (fresh, or cached within the outage window). */
   ready(): Promise<boolean>;
 }
 

@@ -78,10 +78,12 @@ export function trustedIssuers(config: BrokerConfig): TrustedIssuer[] {
 }
 
 /** The ID token verifier for `issuers` (default: all of the config's), with the options serve uses. */
-export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(config), overrides: Pick<AdapterOverrides, 'jwksCooldownMs' | 'onIssuerKeys' | 'issuerTimeoutMs'> = {}): IdTokenVerifier {
+export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(config), overrides: Pick<AdapterOverrides, 'clock' | 'jwksCooldownMs' | 'onIssuerKeys' | 'issuerTimeoutMs'> = {}): IdTokenVerifier {
+  const clock = overrides.clock ?? systemClock;
   return createIdTokenVerifier({
     issuers, clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, jwksCooldownMs: overrides.jwksCooldownMs,
-    onKeysStatus: overrides.onIssuerKeys, timeoutMs: overrides.issuerTimeoutMs,
+    jwksOutageWindowMs: new Map(config.gitlab.flatMap((entry) => (entry.jwksOutageWindow === undefined ? [] : [[entry.issuer, entry.jwksOutageWindow * 1000] as const]))),
+    onKeysStatus: overrides.onIssuerKeys, timeoutMs: overrides.issuerTimeoutMs, now: () => clock.now().getTime(),
   });
 }
 

@@ -11,7 +11,8 @@ export interface PolicyHolder {
   reload(): Promise<boolean>;
 }
 
-export function createPolicyHolder(load: () => Promise<CompiledPolicy>, log: OperationalLog): PolicyHolder {
+/** `onOutcome` hears every load's result (the metrics), after it is logged. */
+export function createPolicyHolder(load: () => Promise<CompiledPolicy>, log: OperationalLog, onOutcome?: (ok: boolean) => void): PolicyHolder {
   let current: CompiledPolicy | undefined;
   let pending: Promise<boolean> | undefined;
   let again: Promise<boolean> | undefined;
@@ -21,9 +22,11 @@ export function createPolicyHolder(load: () => Promise<CompiledPolicy>, log: Ope
       const first = current === undefined;
       current = next;
       log.info(first ? 'policy loaded' : 'policy reloaded', { rules: next.rules.length, sources: next.sources });
+      onOutcome?.(true);
       return true;
     } catch (err) {
       log.error(current ? 'policy reload failed; keeping the last good policy' : 'policy failed to load', { error: (err as Error).message });
+      onOutcome?.(false);
       return false;
     }
   }

@@ -42,6 +42,8 @@ export const gitlabIssuerSchema = z
     apiTokenFile: z.string().min(1).optional(),
     maxTokenAge: duration.default(7200),
     requestTimeout: duration.optional(),
+    // Default DEFAULT_JWKS_OUTAGE_WINDOW_MS (15m), applied by the verifier.
+    jwksOutageWindow: duration.optional(),
   })
   .transform((entry) => ({ ...entry, apiUrl: entry.apiUrl ?? `${entry.issuer.replace(/\/$/, '')}/api/v4` }));
 

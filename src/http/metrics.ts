@@ -1,9 +1,11 @@
 /** Prometheus metrics, one registry per app so tests and replicas never share counters. */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface BrokerMetrics {
   readonly registry: Registry;
   observe(endpoint: string, code: string, rule: string, seconds: number): void;
+  /** The outcome of a policy load or reload: a refused one counts as a failure and keeps the last good policy. */
+  policyReload(ok: boolean): void;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): BrokerMetrics {
@@ -22,6 +24,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const reloadFailures = new Counter({
+    name: 'oidc_broker_policy_reload_failures_total',
+    help: 'Policy reloads (SIGHUP or a file change) refused; the last good policy stayed in force',
+    registers: [registry],
+  });
+  const lastReloadOk = new Gauge({
+    name: 'oidc_broker_policy_last_reload_success',
+    help: '1 when the last policy load or reload succeeded, 0 when it was refused (the last good policy is in force)',
+    registers: [registry],
+  });
   // Label children cached by their values: prom-client hashes a label object (sorting its keys) on every inc/observe.
   // The sets are small (endpoints × codes × rules) and only grow with the policy's rule names.
   const counters = new Map<string, Counter.Internal>();
@@ -36,6 +48,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Broke
       let timer = timers.get(endpoint);
       if (timer === undefined) timers.set(endpoint, (timer = latency.labels({ endpoint })));
       timer.observe(seconds);
+    },
+    policyReload(ok) {
+      if (!ok) reloadFailures.inc();
+      lastReloadOk.set(ok ? 1 : 0);
     },
   };
 }

@@ -41,6 +41,10 @@ export interface StandInGitLab {
   /** Publish another key (rotation at the issuer). */
   publish(key: SigningKey): void;
   hitCount(prefix: string): number;
+  /** Refuse connections (ECONNREFUSED): the listener and every open socket are closed until `listenAgain`. */
+  stopListening(): Promise<void>;
+  /** Listen again on the same port. */
+  listenAgain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -127,7 +131,12 @@ export async function startGitLab(options: { extraRoutes?: (router: Router) => v
 
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const port = (server.address() as AddressInfo).port;
+  issuer = `http://127.0.0.1:${port}`;
+  const stop = (): Promise<void> => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  };
 
   return {
     issuer,
@@ -154,9 +163,11 @@ export async function startGitLab(options: { extraRoutes?: (router: Router) => v
       for (const [path, count] of hits) if (path.startsWith(prefix)) total += count;
       return total;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+    stopListening: stop,
+    async listenAgain() {
+      server.listen(port, '127.0.0.1');
+      await once(server, 'listening');
     },
+    close: stop,
   };
 }

@@ -1,32 +1,47 @@
 /**
- * GitLab ID token verification: issuer allow-list from config (exact `iss`), OIDC discovery with openid-client, keys with
- * jose's remote JWKS (cached, cooldown on unknown kid, one fetch in flight, redirects never followed), RS256 only.
- * Discovery and JWKS documents are read through a fetch that stops at 1 MiB, like the GitLab API client's bound.
- * Every jose/openid-client error is translated to a BrokerError with its cause.
+ * GitLab ID token verification: issuer allow-list from config (exact `iss`), OIDC discovery with openid-client, keys
+ * from the issuer's JWKS (issuer-keys.ts: cached, cooldown on unknown kid, one fetch in flight, redirects never
+ * followed, cached keys kept for a bounded window while the issuer is down), RS256 only. Discovery and JWKS documents
+ * are read through a fetch that stops at 1 MiB. Every jose/openid-client error is translated to a BrokerError with its
+ * cause.
  */
 import { Buffer } from 'node:buffer';
 import { KeyObject, verify as verifySignature, type webcrypto } from 'node:crypto';
-import { createRemoteJWKSet, customFetch as joseCustomFetch, errors as joseErrors } from 'jose';
+import { errors as joseErrors } from 'jose';
 import * as oidc from 'openid-client';
 import { parsePrincipal } from '../../core/claims.js';
 import { BrokerError, isBrokerError } from '../../core/errors.js';
 import { checkAudience, checkTimes, inspectUnverified } from '../../core/token-checks.js';
 import type { IdTokenVerifier, TrustedIssuer, VerifiedIdToken } from '../../ports.js';
+import { boundedFetch, tooLarge } from './bounded-fetch.js';
+import { createIssuerKeySet, type IssuerKeySet, type KeySetFetchOutcome } from './issuer-keys.js';
+
+export { MAX_ISSUER_DOCUMENT_BYTES } from './bounded-fetch.js';
+
+/** How long cached issuer keys keep verifying while the issuer's key set cannot be fetched, unless configured. */
+export const DEFAULT_JWKS_OUTAGE_WINDOW_MS = 15 * 60_000;
 
 export interface VerifierOptions {
   readonly issuers: readonly TrustedIssuer[];
   readonly clockToleranceSeconds?: number;
-  /** JWKS cache lifetime and the minimum time between refetches for an unknown kid. */
+  /** JWKS cache lifetime and the minimum time between refetches (an unknown kid, a stale or unreachable set). */
   readonly jwksCacheMaxAgeMs?: number;
   readonly jwksCooldownMs?: number;
+  /** Per issuer: how long past the cache lifetime cached keys still verify while the key set cannot be fetched. */
+  readonly jwksOutageWindowMs?: ReadonlyMap<string, number>;
   readonly timeoutMs?: number;
+  /** Epoch milliseconds for `ready()` (verify takes its `now`); the system clock unless given. */
+  readonly now?: () => number;
   /** Called when an issuer's discovery or keys cannot be loaded (at most once a minute per issuer and cause), and when they load again. */
   readonly onKeysStatus?: (event: IssuerKeysEvent) => void;
 }
 
-/** What an operator needs to fix an issuer that cannot be reached: which URL failed and why. */
+/**
+ * What an operator needs to fix an issuer that cannot be reached: which URL failed and why, and until when the keys
+ * cached before the failure still verify (absent when none do: the issuer's tokens are refused, readiness is false).
+ */
 export type IssuerKeysEvent =
-  | { readonly loaded: false; readonly issuer: string; readonly url: string; readonly cause: string }
+  | { readonly loaded: false; readonly issuer: string; readonly url: string; readonly cause: string; readonly cachedKeysUntil?: Date }
   | { readonly loaded: true; readonly issuer: string };
 
 const REPEAT_FAILURE_LOG_MS = 60_000;
@@ -42,12 +57,10 @@ function causeChain(err: unknown): string {
   return parts.join(': ');
 }
 
-type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
-
 interface IssuerState {
   readonly trusted: TrustedIssuer;
-  keys: RemoteKeys | undefined;
-  discovering: Promise<RemoteKeys> | undefined;
+  keys: IssuerKeySet | undefined;
+  discovering: Promise<IssuerKeySet> | undefined;
   /** The URL being fetched (discovery, then the key set), for the failure report. */
   url: string;
   reported: { cause: string; at: number } | undefined;
@@ -76,66 +89,17 @@ function rs256KeyObject(key: unknown): KeyObject {
   return keyObject;
 }
 
-/** A discovery document is a few KiB and GitLab's key set smaller still; a larger answer is not the document we asked for. */
-export const MAX_ISSUER_DOCUMENT_BYTES = 1024 * 1024;
-
-class DocumentTooLarge extends Error {
-  override readonly name = 'DocumentTooLarge';
-}
-
-/** Statuses whose Response may not carry a body (the Fetch standard's null body statuses). */
-const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
-
-/**
- * fetch, but the body is read here, at most MAX_ISSUER_DOCUMENT_BYTES of it (a declared Content-Length over the bound is
- * refused before reading), and handed on as a buffered Response. The caller's AbortSignal still bounds the time.
- */
-async function boundedFetch(url: string, init: RequestInit): Promise<Response> {
-  const response = await fetch(url, init);
-  const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > MAX_ISSUER_DOCUMENT_BYTES) {
-    await response.body?.cancel();
-    throw new DocumentTooLarge(`${new URL(url).pathname}: Content-Length ${declared} is over ${MAX_ISSUER_DOCUMENT_BYTES} bytes`);
-  }
-  if (response.body === null || NULL_BODY_STATUS.has(response.status)) return response;
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    total += chunk.byteLength;
-    if (total > MAX_ISSUER_DOCUMENT_BYTES) {
-      // Leaving the loop cancels the stream, which closes the connection: nothing past the bound is read.
-      throw new DocumentTooLarge(`${new URL(url).pathname}: more than ${MAX_ISSUER_DOCUMENT_BYTES} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return new Response(Buffer.concat(chunks), { status: response.status, statusText: response.statusText, headers: response.headers });
-}
-
-function tooLarge(err: unknown): DocumentTooLarge | undefined {
-  for (let current: unknown = err, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (current instanceof DocumentTooLarge) return current;
-  }
-  return undefined;
-}
-
 function isLoopback(url: URL): boolean {
   return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\./.test(url.hostname);
 }
 
+/** Errors of the key lookup and signature check; fetch failures arrive as BrokerErrors from issuer-keys.ts. */
 function mapJoseError(err: unknown): BrokerError {
   if (isBrokerError(err)) return err;
-  if (tooLarge(err)) return new BrokerError('upstream_unavailable', 'the issuer key set is larger than 1 MiB', { cause: err });
   if (err instanceof joseErrors.JWKSNoMatchingKey) return new BrokerError('invalid_token', 'unknown signing key (kid)', { cause: err });
-  if (err instanceof joseErrors.JWKSTimeout) return new BrokerError('upstream_unavailable', 'the issuer key set did not answer in time', { cause: err });
-  if (err instanceof joseErrors.JOSEError) {
-    if (err.code === 'ERR_JWKS_INVALID' || err.code === 'ERR_JOSE_GENERIC') {
-      return new BrokerError('upstream_unavailable', 'the issuer key set could not be loaded', { cause: err });
-    }
-    return new BrokerError('invalid_token', 'signature verification failed', { cause: err });
-  }
-  if (err instanceof TypeError || (err instanceof Error && err.name === 'AbortError')) {
-    return new BrokerError('upstream_unavailable', 'the issuer key set could not be loaded', { cause: err });
-  }
+  // The issuer publishes a key for this kid that cannot verify RS256 (rs256KeyObject's TypeError): its fault, not the caller's.
+  if (err instanceof TypeError) return new BrokerError('upstream_unavailable', 'the issuer key set could not be loaded', { cause: err });
+  if (err instanceof joseErrors.JOSEError) return new BrokerError('invalid_token', 'signature verification failed', { cause: err });
   return new BrokerError('upstream_unavailable', 'token verification failed unexpectedly', { cause: err });
 }
 
@@ -145,7 +109,22 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
   const states = new Map<string, IssuerState>();
   for (const trusted of options.issuers) states.set(trusted.issuer, { trusted, keys: undefined, discovering: undefined, url: trusted.issuer, reported: undefined });
 
-  async function discoverKeys(state: IssuerState): Promise<RemoteKeys> {
+  const clock = options.now ?? Date.now;
+
+  function reportFailure(state: IssuerState, err: unknown, cachedKeysUntil?: Date): void {
+    const cause = causeChain(err);
+    const at = clock();
+    if (state.reported?.cause === cause && at - state.reported.at < REPEAT_FAILURE_LOG_MS) return;
+    state.reported = { cause, at };
+    options.onKeysStatus?.({ loaded: false, issuer: state.trusted.issuer, url: state.url, cause, ...(cachedKeysUntil ? { cachedKeysUntil } : {}) });
+  }
+
+  function reportLoaded(state: IssuerState): void {
+    if (state.reported) options.onKeysStatus?.({ loaded: true, issuer: state.trusted.issuer });
+    state.reported = undefined;
+  }
+
+  async function discoverKeys(state: IssuerState, now: number): Promise<IssuerKeySet> {
     const issuerUrl = new URL(state.trusted.issuer);
     const insecure = issuerUrl.protocol === 'http:' && isLoopback(issuerUrl);
     let configuration: oidc.Configuration;
@@ -166,38 +145,35 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
     state.url = keysUrl.href;
     // Keys only from the issuer's own origin: a compromised discovery document must not point us elsewhere.
     if (keysUrl.origin !== issuerUrl.origin) throw new BrokerError('upstream_unavailable', 'jwks_uri is not on the issuer host');
-    const keys = createRemoteJWKSet(keysUrl, {
-      cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
-      cooldownDuration: options.jwksCooldownMs ?? 30_000,
-      timeoutDuration: options.timeoutMs ?? 5000,
-      [joseCustomFetch]: boundedFetch,
+    const keys: IssuerKeySet = createIssuerKeySet({
+      url: keysUrl,
+      cacheMaxAgeMs: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
+      cooldownMs: options.jwksCooldownMs ?? 30_000,
+      outageWindowMs: options.jwksOutageWindowMs?.get(state.trusted.issuer) ?? DEFAULT_JWKS_OUTAGE_WINDOW_MS,
+      timeoutMs: options.timeoutMs ?? 5000,
+      // Refetches after discovery; the first load's failure is reported by keysFor.
+      onFetch: (outcome: KeySetFetchOutcome) => {
+        if (state.keys !== keys) return;
+        if (outcome.ok) reportLoaded(state);
+        else reportFailure(state, outcome.error, outcome.cachedKeysUntil);
+      },
     });
-    try {
-      await keys.reload();
-    } catch (err) {
-      throw mapJoseError(err);
-    }
+    await keys.load(now);
     return keys;
   }
 
-  function keysFor(state: IssuerState): Promise<RemoteKeys> | RemoteKeys {
+  function keysFor(state: IssuerState, now: number): Promise<IssuerKeySet> | IssuerKeySet {
     if (state.keys) return state.keys;
-    state.discovering ??= discoverKeys(state).then(
+    state.discovering ??= discoverKeys(state, now).then(
       (keys) => {
         state.keys = keys;
         state.discovering = undefined;
-        if (state.reported) options.onKeysStatus?.({ loaded: true, issuer: state.trusted.issuer });
-        state.reported = undefined;
+        reportLoaded(state);
         return keys;
       },
       (err: unknown) => {
         state.discovering = undefined;
-        const cause = causeChain(err);
-        const now = Date.now();
-        if (state.reported?.cause !== cause || now - state.reported.at >= REPEAT_FAILURE_LOG_MS) {
-          state.reported = { cause, at: now };
-          options.onKeysStatus?.({ loaded: false, issuer: state.trusted.issuer, url: state.url, cause });
-        }
+        reportFailure(state, err);
         throw err;
       },
     );
@@ -209,13 +185,14 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
       const unverified = inspectUnverified(token, decodeBase64Url);
       const state = states.get(unverified.iss);
       if (!state) throw new BrokerError('untrusted_issuer', 'iss is not a configured issuer');
-      const keys = await keysFor(state);
+      const keys = await keysFor(state, now.getTime());
       // inspectUnverified has refused every header but {alg: RS256, kid, typ: JWT} (no crit, b64, jku, jwk, x5u, x5c),
       // so what is left of a JWS verification is: the key for this kid from the issuer's set, and the signature over
-      // the exact signing input. jose's key set still selects (kid, kty, use, key_ops, alg), caches and refetches.
+      // the exact signing input. jose's local key set still selects (kid, kty, use, key_ops, alg); issuer-keys.ts
+      // caches and refetches.
       let valid: boolean;
       try {
-        const key = rs256KeyObject(await keys({ alg: 'RS256', kid: unverified.kid }));
+        const key = rs256KeyObject(await keys.key(unverified.kid, now.getTime()));
         const dot = token.lastIndexOf('.');
         valid = verifySignature('sha256', Buffer.from(token.slice(0, dot), 'latin1'), key, Buffer.from(token.slice(dot + 1), 'base64url'));
       } catch (err) {
@@ -229,7 +206,10 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
       return { issuer: state.trusted, principal };
     },
     async ready(): Promise<boolean> {
-      const results = await Promise.allSettled([...states.values()].map((state) => keysFor(state)));
+      // Keys usable now: fresh, refreshed (a stale set is refetched here when the cooldown allows, so readiness probes
+      // keep the cache warm and notice an outage), or cached within the outage window.
+      const now = clock();
+      const results = await Promise.allSettled([...states.values()].map(async (state) => (await keysFor(state, now)).load(now)));
       return results.every((result) => result.status === 'fulfilled');
     },
   };
