@@ -81,11 +81,12 @@ export function registerServeCommands(program: Command): void {
       if (!path) return;
       const config = await loadConfig(path);
       const broker = await createBroker(config);
+      // Before "listening", so a signal at any moment after it drains rather than kills.
+      exitOnStopSignals(() => broker.close(config.server.shutdownGrace * 1000), broker.deps.log);
       const url = await broker.listen();
       createOperationalLogger().info('listening', { url, issuer: config.server.publicUrl });
       // Load every issuer's discovery and keys now: one that cannot be reached is logged (URL and cause) at start.
       void broker.deps.verifier.ready();
-      exitOnStopSignals(() => broker.close(config.server.shutdownGrace * 1000), broker.deps.log);
     });
 
   const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
