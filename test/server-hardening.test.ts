@@ -5,6 +5,7 @@
  * asserted loosely (Node checks deadlines once a second); each is far below the default it replaces.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startHarness, type Harness } from './support/harness.js';
@@ -50,6 +51,18 @@ function openRaw(url: string): RawConnection {
       }
     },
   };
+}
+
+/** Waits for the denied invalid_request record of the request that carried `token`. */
+async function eventuallyAudited(h: Harness, token: string): Promise<void> {
+  const tokenSha256 = createHash('sha256').update(token).digest('hex');
+  const deadline = performance.now() + 5000;
+  for (;;) {
+    const records = (await h.auditRecords()).filter((record) => record.tokenSha256 === tokenSha256);
+    if (records.length > 0) return assert.deepEqual(records.map((record) => [record.outcome, record.code]), [['denied', 'invalid_request']]);
+    assert.ok(performance.now() < deadline, 'no audit record of the cut request');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 const count = (text: string, part: string) => text.split(part).length - 1;
@@ -116,7 +129,8 @@ describe('server hardening', () => {
   it('cuts a client that trickles its body at server.requestTimeout (2 s), answering 408, while others are served', async () => {
     const raw = openRaw(h.url);
     const body = JSON.stringify({ grants: { token: {} } });
-    raw.socket.write(`POST /v1/exchange HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${await h.gitlab.token(AUDIENCE)}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    const token = await h.gitlab.token(AUDIENCE);
+    raw.socket.write(`POST /v1/exchange HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
     raw.since();
     let sent = 0;
     const trickle = setInterval(() => raw.socket.writable && sent < body.length - 1 && raw.socket.write(body[sent++] as string), 150);
@@ -126,6 +140,8 @@ describe('server hardening', () => {
       assert.ok(elapsed >= 1500 && elapsed < 6000, `the trickling client was cut after ${Math.round(elapsed)} ms`);
       assert.match(raw.text(), /^HTTP\/1\.1 408 /);
       assertSecurityHeaders(rawHeaders(raw.text()), 'the 408');
+      // The cut request minted nothing and left its refusal in the audit log.
+      await eventuallyAudited(h, token);
     } finally {
       clearInterval(trickle);
       raw.socket.destroy();
