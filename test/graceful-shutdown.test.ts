@@ -1,7 +1,7 @@
 /**
  * `oidc-broker serve` as a real child process, stopped with real signals: SIGTERM in the middle of a burst of exchanges
  * (held in their job lookup by the stand-in GitLab) answers every accepted request in full, refuses new connections,
- * reports not ready on a connection still open, writes every audit record and exits 0; a second SIGTERM during a drain
+ * closes idle ones, reports not ready on a connection still open, writes every audit record and exits 0; a second SIGTERM during a drain
  * that cannot finish exits at once; and the drain ends at server.shutdownGrace.
  */
 import assert from 'node:assert/strict';
@@ -70,7 +70,7 @@ function connectionRefused(port: number): Promise<boolean> {
   });
 }
 
-/** A connection whose request headers are still arriving: a request in progress, so the drain waits for it. */
+/** A connection whose request headers are still arriving (a request in progress, so the drain waits for it) until the test ends them. */
 function halfSentRequest(port: number, path: string): { socket: Socket; received: () => string; closed: Promise<void> } {
   const socket = connect(port, '127.0.0.1');
   let received = '';
@@ -106,7 +106,10 @@ describe('oidc-broker serve: SIGTERM', () => {
     gitlab.faults.jobsDelayMs = 3000; // every exchange waits in its job lookup when the signal comes
     const serve = await startServe(dir, gitlab, '20s');
     started.push(serve.child);
-    const idle = halfSentRequest(serve.port, '/readyz'); // completed only after the signal
+    const arriving = halfSentRequest(serve.port, '/readyz'); // completed only after the signal
+    const idle = halfSentRequest(serve.port, '/healthz');
+    idle.socket.write('\r\n');
+    await eventually(() => idle.received().includes('"status":"ok"'), 'an idle keep-alive connection');
     let answered = 0;
     const exchanges = await Promise.all(Array.from({ length: burst }, () => gitlab.token(AUDIENCE)));
     const responses = exchanges.map(async (token) => {
@@ -121,11 +124,13 @@ describe('oidc-broker serve: SIGTERM', () => {
     await serve.waitForLine('stopping: no new connections, finishing requests in flight');
     assert.equal(answered, 0, 'the signal came in the middle of the burst');
     assert.equal(await connectionRefused(serve.port), true, 'a new connection after SIGTERM is refused');
-    idle.socket.write('\r\n');
-    await idle.closed;
-    assert.match(idle.received(), /^HTTP\/1\.1 503 /);
-    assert.match(idle.received(), /\r\nConnection: close\r\n/i);
-    assert.match(idle.received(), /"accepting":false/);
+    // Closed now, not at the keep-alive timeout (5 s).
+    assert.notEqual(await Promise.race([idle.closed.then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 2500, 'open'))]), 'open', 'the idle connection was closed');
+    arriving.socket.write('\r\n');
+    await arriving.closed;
+    assert.match(arriving.received(), /^HTTP\/1\.1 503 /);
+    assert.match(arriving.received(), /\r\nConnection: close\r\n/i);
+    assert.match(arriving.received(), /"accepting":false/);
 
     const results = await Promise.all(responses);
     for (const result of results) {
