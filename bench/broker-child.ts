@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { generateSigningJwks } from '../src/adapters/jwt/signer.js';
-import type { BrokerConfig } from '../src/config/schema.js';
+import { SERVER_CONNECTION_DEFAULTS, type BrokerConfig } from '../src/config/schema.js';
 import { createBroker } from '../src/main.js';
 
 export interface ChildSettings {
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const settings = JSON.parse(process.env.BENCH_BROKER ?? '{}') as ChildSettings;
   const publicUrl = 'http://127.0.0.1:1';
   const config: BrokerConfig = {
-    server: { host: '127.0.0.1', port: 0, publicUrl, trustProxy: false },
+    server: { host: '127.0.0.1', port: 0, publicUrl, trustProxy: false, ...SERVER_CONNECTION_DEFAULTS },
     gitlab: [{ issuer: settings.issuer, audience: settings.audience, apiUrl: `${settings.issuer}/api/v4`, apiTokenFile: settings.apiTokenFile, maxTokenAge: 7200, requestTimeout: undefined }],
     policy: { path: settings.policyPath, watch: false },
     replay: { store: 'memory' },

@@ -3,6 +3,7 @@
  * composition root so main.ts only wires.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { constants } from 'node:os';
 import type { OperationalLog } from './app/deps.js';
 
 /** Calls `onHangup` on every SIGHUP until the returned function is called. */
@@ -33,9 +34,27 @@ export function watchPolicyFile(path: string, reload: () => void, log: Operation
   };
 }
 
-/** On SIGINT or SIGTERM: `stop`, then exit 0. */
-export function exitOnStopSignals(stop: () => Promise<void>): void {
-  const handler = () => void stop().finally(() => process.exit(0));
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+/**
+ * On the first SIGINT or SIGTERM: `stop` (the graceful drain), then exit 0, or 1 when stopping failed. A second signal
+ * while it drains exits at once with 128 + the signal's number, as a shell reports a killed process.
+ */
+export function exitOnStopSignals(stop: () => Promise<void>, log: OperationalLog): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn('second stop signal: exiting without waiting for requests in flight', { signal });
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
+    stopping = true;
+    log.info('stopping: no new connections, finishing requests in flight', { signal });
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error('shutdown failed', { error: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
 }

@@ -19,7 +19,7 @@ import { unmintableGrants, type GrantKind } from './core/grants.js';
 import type { CompiledPolicy } from './core/policy/compile.js';
 import { createApp } from './http/app.js';
 import { answerClientError } from './http/client-error.js';
-import { createHttpEntry } from './http/entry.js';
+import { closeConnectionsWhen, createHttpEntry } from './http/entry.js';
 import { createMetrics, type BrokerMetrics } from './http/metrics.js';
 import { onHangup, watchPolicyFile } from './lifecycle.js';
 
@@ -37,7 +37,11 @@ export interface Broker {
   readonly policy: PolicyHolder;
   readonly metrics: BrokerMetrics;
   listen(port?: number, host?: string): Promise<string>;
-  close(): Promise<void>;
+  /**
+   * Readiness false, stop accepting, let requests in flight finish for up to `graceMs` (0: cut them now), then flush
+   * the audit sink and close the adapters.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -58,6 +62,17 @@ function logIssuerKeys(log: OperationalLog): (event: IssuerKeysEvent) => void {
     else if (event.cachedKeysUntil) log.warn('issuer keys could not be refreshed; verifying with the cached keys until the outage window ends', { issuer: event.issuer, url: event.url, cause: event.cause, cachedKeysUntil: event.cachedKeysUntil.toISOString() });
     else log.warn('issuer keys could not be loaded; not ready', { issuer: event.issuer, url: event.url, cause: event.cause });
   };
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function createBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<Broker> {
@@ -95,11 +110,13 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     clock, verifier, issuers: trustedIssuers(config), facts: adapters.facts, replay, audit, signer: adapters.signer, ca, minters: adapters.minters,
     rateLimiter: adapters.rateLimiter, policy: policy.current, factTimeoutMs, recentExplainFacts: createRecentFacts(EXPLAIN_FACTS_TTL_MS), clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS, log,
   };
+  let draining = false;
   const app = createApp(deps, {
     metrics,
     trustProxy: config.server.trustProxy,
     extraRoutes: overrides.extraRoutes,
     readiness: [
+      { name: 'accepting', check: async () => !draining },
       { name: 'policy', check: async () => policy.current() !== undefined },
       { name: 'issuers', check: () => verifier.ready() },
       { name: 'replay', check: () => replay.ready() },
@@ -108,13 +125,21 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
     ],
   });
   // maxHeaderSize: large enough to see an oversized Authorization header and answer 413 ourselves instead of Node's
-  // bare 431. A client still sending headers after headersTimeout is cut (408); Node checks every
-  // connectionsCheckingInterval, 30 s unless set, which would let slow-header clients hold sockets well past it.
+  // bare 431. A client still sending headers after headersTimeout, or its body after requestTimeout, is cut (408); Node
+  // checks every connectionsCheckingInterval, 30 s unless set, which would let slow clients hold sockets well past it.
+  // Node refuses a request deadline shorter than the header deadline, so the longer of the two applies.
   const headersTimeoutMs = config.limits.headersTimeout * 1000;
   const server = createServer(
-    { maxHeaderSize: 64 * 1024, headersTimeout: headersTimeoutMs, requestTimeout: Math.max(30_000, headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, headersTimeoutMs), keepAliveTimeout: 5_000 },
+    {
+      maxHeaderSize: 64 * 1024,
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: Math.max(config.server.requestTimeout * 1000, headersTimeoutMs),
+      connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
+      keepAliveTimeout: config.server.keepAliveTimeout * 1000,
+    },
     createHttpEntry({ deps, metrics, app, failedAuth: adapters.failedAuthLimiter }),
   );
+  closeConnectionsWhen(server, config.server.maxRequestsPerSocket, () => draining);
   server.on('clientError', answerClientError);
 
   // SIGHUP: reload the policy, reopen the audit file (log rotation) and re-read the signing keys (key rotation; keys
@@ -141,11 +166,19 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
         });
       });
     },
-    async close() {
+    async close(graceMs = 0) {
       stopHangup();
       stopWatching();
+      draining = true; // readiness false at once
+      // From here a request still arriving on an open keep-alive connection is answered, and its connection closed.
+      // Stops accepting and closes idle connections; resolves once the last connection has ended.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      if (graceMs > 0 && !(await settlesWithin(closed, graceMs))) {
+        log.warn('shutdown grace passed; cutting the connections still open', { graceSeconds: graceMs / 1000 });
+      }
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closed;
+      // Flushes the audit sink and closes the GitLab pool and the Redis connection.
       await adapters.close();
     },
   };

@@ -18,7 +18,7 @@ describe('operations endpoints', () => {
   it('/readyz names each check', async () => {
     const result = await h.call('/readyz');
     assert.equal(result.status, 200);
-    assert.deepEqual(result.body.checks, { policy: true, issuers: true, replay: true, audit: true });
+    assert.deepEqual(result.body.checks, { accepting: true, policy: true, issuers: true, replay: true, audit: true });
   });
 
   it('/metrics counts requests by result code and rule and has a latency histogram', async () => {

@@ -68,7 +68,7 @@ describe('two replicas sharing Redis', () => {
     for (const result of results) assert.ok(Number(result.headers.get('retry-after')) > 0, 'Retry-After is set');
     for (const h of replicas) {
       await eventually(async () => (await h.call('/readyz')).status === 503, 5_000, 'readiness turns false');
-      assert.deepEqual((await h.call('/readyz')).body.checks, { policy: true, issuers: true, replay: false, audit: true });
+      assert.deepEqual((await h.call('/readyz')).body.checks, { accepting: true, policy: true, issuers: true, replay: false, audit: true });
       assert.ok(h.opsLog.some((line) => line.startsWith('error Redis connection lost')), h.opsLog.join('\n'));
       const refusals = (await h.auditRecords()).filter((record) => record.code === 'not_ready');
       assert.equal(refusals.length, 1);

@@ -5,7 +5,7 @@ import { createOperationalLogger } from '../adapters/audit/winston-audit.js';
 import { createEphemeralCa } from '../adapters/ca/ephemeral.js';
 import { generateSigningJwks } from '../adapters/jwt/signer.js';
 import { loadConfig } from '../config/load.js';
-import type { BrokerConfig } from '../config/schema.js';
+import { SERVER_CONNECTION_DEFAULTS, type BrokerConfig } from '../config/schema.js';
 import { createDevIssuer, DEV_ISSUER_PATH } from '../dev/dev-issuer.js';
 import { refClaims } from '../dev/token-factory.js';
 import { parsePort } from './options.js';
@@ -18,7 +18,7 @@ export const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../../../examples/polic
 export function devConfig(baseUrl: string, policyPath = EXAMPLE_POLICY_DIR): BrokerConfig {
   const issuer = `${baseUrl}${DEV_ISSUER_PATH}`;
   return {
-    server: { host: '127.0.0.1', port: Number(new URL(baseUrl).port), publicUrl: baseUrl, trustProxy: false },
+    server: { host: '127.0.0.1', port: Number(new URL(baseUrl).port), publicUrl: baseUrl, trustProxy: false, ...SERVER_CONNECTION_DEFAULTS },
     gitlab: [{ issuer, audience: baseUrl, apiUrl: `${issuer}/api/v4`, apiTokenFile: undefined, maxTokenAge: 7200, requestTimeout: undefined }],
     policy: { path: policyPath, watch: false },
     replay: { store: 'memory' },
@@ -81,11 +81,12 @@ export function registerServeCommands(program: Command): void {
       if (!path) return;
       const config = await loadConfig(path);
       const broker = await createBroker(config);
+      // Before "listening", so a signal at any moment after it drains rather than kills.
+      exitOnStopSignals(() => broker.close(config.server.shutdownGrace * 1000), broker.deps.log);
       const url = await broker.listen();
       createOperationalLogger().info('listening', { url, issuer: config.server.publicUrl });
       // Load every issuer's discovery and keys now: one that cannot be reached is logged (URL and cause) at start.
       void broker.deps.verifier.ready();
-      exitOnStopSignals(() => broker.close());
     });
 
   const dev = program.command('dev').description('development mode: a broker on an embedded default (never for production)');
@@ -95,7 +96,7 @@ export function registerServeCommands(program: Command): void {
       const port = options.port ?? parsePort(process.env.PORT ?? '8080');
       const { broker, url } = await startDevBroker(port);
       console.log(devBanner(url));
-      exitOnStopSignals(() => broker.close());
+      exitOnStopSignals(() => broker.close(SERVER_CONNECTION_DEFAULTS.shutdownGrace * 1000), broker.deps.log);
     });
   dev
     .command('token')

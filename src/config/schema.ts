@@ -47,12 +47,20 @@ export const gitlabIssuerSchema = z
   })
   .transform((entry) => ({ ...entry, apiUrl: entry.apiUrl ?? `${entry.issuer.replace(/\/$/, '')}/api/v4` }));
 
+/** The listener's connection bounds when the config names none (seconds, except the request count). */
+export const SERVER_CONNECTION_DEFAULTS = { requestTimeout: 30, keepAliveTimeout: 5, maxRequestsPerSocket: 1000, shutdownGrace: 20 } as const;
+
 export const configSchema = z.strictObject({
   server: z.strictObject({
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(8080),
     publicUrl: issuerUrl,
     trustProxy: z.boolean().default(false),
+    // Connection bounds of the listener (the header deadline is limits.headersTimeout).
+    requestTimeout: duration.default(SERVER_CONNECTION_DEFAULTS.requestTimeout),
+    keepAliveTimeout: duration.default(SERVER_CONNECTION_DEFAULTS.keepAliveTimeout),
+    maxRequestsPerSocket: z.number().int().min(0).default(SERVER_CONNECTION_DEFAULTS.maxRequestsPerSocket),
+    shutdownGrace: duration.default(SERVER_CONNECTION_DEFAULTS.shutdownGrace),
   }),
   gitlab: z.array(gitlabIssuerSchema).min(1),
   policy: z.strictObject({ path: z.string().min(1), watch: z.boolean().default(true) }),

@@ -4,7 +4,8 @@
  * large share of an exchange's CPU, docs/performance.md); everything else goes to the express app.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type express from 'express';
 import proxyAddr from 'proxy-addr';
 import type { BrokerDeps } from '../app/deps.js';
@@ -12,6 +13,7 @@ import { echo } from '../core/echo.js';
 import type { RateLimiter } from '../ports.js';
 import { createApiRoutes, type ApiEndpoint } from './api-routes.js';
 import type { BrokerMetrics } from './metrics.js';
+import { setSecurityHeaders } from './security-headers.js';
 
 export interface HttpEntryOptions {
   readonly deps: BrokerDeps;
@@ -56,6 +58,7 @@ export function createHttpEntry(options: HttpEntryOptions): (req: IncomingMessag
     const requestId = randomUUID();
     const startedAt = performance.now();
     const endpoint = apiEndpointOf(req);
+    setSecurityHeaders(res);
     if (endpoint !== undefined) {
       void api(endpoint, req, res, requestId).then(
         ({ code, rule }) => metrics.observe(endpoint, code, rule, (performance.now() - startedAt) / 1000),
@@ -70,4 +73,18 @@ export function createHttpEntry(options: HttpEntryOptions): (req: IncomingMessag
     });
     app(req, res);
   };
+}
+
+/**
+ * Answers with `Connection: close`, so Node closes the connection after the response, on a connection's
+ * `maxRequests`-th request (0: no bound) and on every request while `draining()`. Node's own maxRequestsPerSocket only
+ * marks that response and leaves the socket open until the keep-alive timeout.
+ */
+export function closeConnectionsWhen(server: Server, maxRequests: number, draining: () => boolean): void {
+  const served = new WeakMap<Socket, number>();
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const count = (served.get(req.socket) ?? 0) + 1;
+    served.set(req.socket, count);
+    if (draining() || count === maxRequests) res.setHeader('Connection', 'close');
+  });
 }

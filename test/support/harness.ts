@@ -44,6 +44,8 @@ export interface HarnessOptions {
   /** Extra keys of the gitlab issuer entry, as YAML lines (e.g. `requestTimeout: 1s`). */
   readonly issuerExtra?: string;
   readonly trustProxy?: boolean;
+  /** More `server:` keys, as YAML flow-mapping entries (`keepAliveTimeout: 1s`). */
+  readonly server?: string;
   /** More `limits:` keys, as YAML flow-mapping entries (`failedAuthPerMinutePerAddress: 3`). */
   readonly limits?: string;
 }
@@ -64,7 +66,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const auditFile = options.auditFile ?? join(dir, 'audit.log');
   const config = parseConfig(
     `
-server: { host: 127.0.0.1, port: 0, publicUrl: ${AUDIENCE}, trustProxy: ${options.trustProxy ?? false} }
+server: { host: 127.0.0.1, port: 0, publicUrl: ${AUDIENCE}, trustProxy: ${options.trustProxy ?? false}${options.server ? `, ${options.server}` : ''} }
 gitlab:
   - issuer: ${gitlab.issuer}
     audience: ${AUDIENCE}
