@@ -5,7 +5,8 @@
  * is Node's HTTP, crypto and file I/O that any implementation on this runtime pays, and how much is the broker's own.
  *
  * `--linkerd`: linkerd exchanges instead of token exchanges (the rule grants a Linkerd identity; both servers issue
- * through the broker's own CA, the floor with nothing else around it). `--rounds N` (default 3). `--cpu-prof`: a V8
+ * through the broker's own CA, the floor with nothing else around it). `--rounds N` (default 3). `--no-session`: the floor
+ * without the refresh session's signature (the floor as it was before the broker signed one). `--cpu-prof`: a V8
  * CPU profile of every server run, in .bench-out/profiles/floor/<subject>/ (the profiler costs CPU: ratios only).
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -26,6 +27,8 @@ const argv = process.argv.slice(2);
 const LINKERD = argv.includes('--linkerd');
 const ROUNDS = argv.includes('--rounds') ? Number(argv[argv.indexOf('--rounds') + 1]) : 3;
 const PER_RUN_TOKENS = 14_000;
+/** The floor signs a refresh session per exchange, as the broker does; --no-session leaves it out (the earlier floor). */
+const FLOOR_SESSION = argv.includes('--no-session') ? '0' : '1';
 const PROFILES = argv.includes('--cpu-prof') ? join(process.cwd(), '.bench-out', 'profiles', 'floor') : undefined;
 
 const LINKERD_POLICY = `version: 1
@@ -71,9 +74,9 @@ async function main(): Promise<void> {
   pin(1);
   const subjects = [
     { name: 'broker, job lookup', policy: 'job.yaml', child: undefined },
-    { name: 'floor,  job lookup', policy: 'job.yaml', child: { script: './floor-child.js', env: { FLOOR_JOB: '1' } } },
+    { name: 'floor,  job lookup', policy: 'job.yaml', child: { script: './floor-child.js', env: { FLOOR_JOB: '1', FLOOR_SESSION } } },
     { name: 'broker, no job lookup', policy: 'nojob.yaml', child: undefined },
-    { name: 'floor,  no job lookup', policy: 'nojob.yaml', child: { script: './floor-child.js', env: { FLOOR_JOB: '0' } } },
+    { name: 'floor,  no job lookup', policy: 'nojob.yaml', child: { script: './floor-child.js', env: { FLOOR_JOB: '0', FLOOR_SESSION } } },
   ];
   const rates = new Map<string, number[]>(subjects.map((subject) => [subject.name, []]));
   try {
