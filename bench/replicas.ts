@@ -10,7 +10,9 @@
  *   - "memory": M alone, as "one".
  * Each phase: closed loop, 0.5 s lead-in, 3 s measured; the CPU time of every replica and of redis-server comes from
  * /proc/PID/stat (utime + stime) at the window's edges. Figures: exchanges per second, exchanges per broker
- * CPU-second, broker (and redis-server) CPU per exchange; ratios are medians of the per-round ratios.
+ * CPU-second, broker (and redis-server) CPU per exchange; ratios are medians of the per-round ratios. Last, the stores
+ * alone (bench/store-cost.ts): what one exchange's replay reservation and rate-limit take cost on the client side,
+ * Redis vs memory, in this process, set against the broker's CPU per exchange with the memory stores.
  *
  * Options: --rounds N (default 3), --json FILE.
  */
@@ -22,6 +24,7 @@ import { startRedis } from '../test/support/redis.js';
 import { prepareFullExchange } from './full-exchange.js';
 import { codesText, fmt, pin, procCpuSeconds, startBroker, type BrokerProcess } from './harness.js';
 import { closedLoop, exchangeOnce, type PhaseResult, TokenSupply } from './load.js';
+import { measureStoreCost } from './store-cost.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
@@ -39,6 +42,8 @@ interface PhaseFigures {
   readonly perBrokerCpuSecond: number;
   readonly brokerCpuMsPerExchange: number;
   readonly redisCpuMsPerExchange: number;
+  /** This process: the load generator and the stand-in GitLab. */
+  readonly generatorCpuMsPerExchange: number;
   readonly brokerCpuShare: number[];
   readonly codes: Record<string, number>;
 }
@@ -49,6 +54,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 async function runPhase(replicas: readonly BrokerProcess[], redisPid: number, supply: TokenSupply, body: string): Promise<PhaseFigures> {
   let redisStart = 0;
   let redisEnd = 0;
+  let ownStart = process.cpuUsage();
+  let ownEnd = ownStart;
   const runs = await Promise.all(
     replicas.map(async (replica, index) => {
       let cpuStart = 0;
@@ -59,8 +66,14 @@ async function runPhase(replicas: readonly BrokerProcess[], redisPid: number, su
           const pid = replica.child.pid ?? 0;
           if (at === 'start') cpuStart = procCpuSeconds(pid);
           else cpuEnd = procCpuSeconds(pid);
-          if (index === 0 && at === 'start') redisStart = procCpuSeconds(redisPid);
-          if (index === 0 && at === 'end') redisEnd = procCpuSeconds(redisPid);
+          if (index === 0 && at === 'start') {
+            redisStart = procCpuSeconds(redisPid);
+            ownStart = process.cpuUsage();
+          }
+          if (index === 0 && at === 'end') {
+            redisEnd = procCpuSeconds(redisPid);
+            ownEnd = process.cpuUsage();
+          }
         },
       });
       return { result, cpu: cpuEnd - cpuStart };
@@ -76,6 +89,7 @@ async function runPhase(replicas: readonly BrokerProcess[], redisPid: number, su
     brokerCpuMsPerExchange: (cpu / ok) * 1000,
     // redis-server's CPU over the first loop's window; the loops start together and run for the same time.
     redisCpuMsPerExchange: ((redisEnd - redisStart) / ok) * 1000,
+    generatorCpuMsPerExchange: ((ownEnd.user - ownStart.user + ownEnd.system - ownStart.system) / 1e3 / ok),
     brokerCpuShare: runs.map(({ result, cpu: used }) => used / result.windowSeconds),
     codes,
   };
@@ -119,7 +133,7 @@ async function main(): Promise<void> {
     };
     const order: PhaseName[] = ['one', 'two', 'memory'];
     const results: Array<Record<PhaseName, PhaseFigures>> = [];
-    console.log('    round phase   exchanges/s  per broker CPU-s  broker ms/exchange  redis ms/exchange  broker CPU share');
+    console.log('    round phase   exchanges/s  per broker CPU-s  broker ms/exchange  redis ms/exchange  generator ms/exchange  broker CPU share');
     for (let round = 0; round < ROUNDS; round++) {
       const figures = {} as Record<PhaseName, PhaseFigures>;
       for (const name of round % 2 === 0 ? order : [...order].reverse()) {
@@ -131,7 +145,7 @@ async function main(): Promise<void> {
         figures[name] = result;
         console.log(
           `    ${String(round + 1).padStart(5)} ${name.padEnd(7)} ${fmt(result.exchangesPerSecond).padStart(11)} ${fmt(result.perBrokerCpuSecond).padStart(17)}` +
-            ` ${fmt(result.brokerCpuMsPerExchange, 3).padStart(19)} ${fmt(result.redisCpuMsPerExchange, 3).padStart(18)}   ${result.brokerCpuShare.map((share) => `${fmt(share * 100)}%`).join(' + ')}`,
+            ` ${fmt(result.brokerCpuMsPerExchange, 3).padStart(19)} ${fmt(result.redisCpuMsPerExchange, 3).padStart(18)} ${fmt(result.generatorCpuMsPerExchange, 3).padStart(22)}   ${result.brokerCpuShare.map((share) => `${fmt(share * 100)}%`).join(' + ')}`,
         );
       }
       results.push(figures);
@@ -145,7 +159,14 @@ async function main(): Promise<void> {
     console.log(`    two ÷ one replica, exchanges per second:        ${fmt(scaling, 2)} (target ≥ 1.7 needs a core per replica plus one for the generator; this machine has ${cores})`);
     console.log(`    two ÷ one replica, per broker CPU-second:       ${fmt(cpuScaling, 2)} (1.00 = a second replica costs nothing extra per exchange)`);
     console.log(`    Redis ÷ memory stores, broker CPU per exchange: ${fmt(redisCost, 3)} (target ≤ 1.10); with redis-server's own CPU added: ${fmt(withRedisServer, 3)}`);
-    if (jsonOut) await writeFile(jsonOut, `${JSON.stringify({ rounds: results, scaling, cpuScaling, redisCost, withRedisServer }, null, 2)}\n`);
+    const stores = await measureStoreCost(redis.url, RATE_LIMIT);
+    const memoryExchangeMicros = median(results.map((r) => r.memory.brokerCpuMsPerExchange)) * 1000;
+    const storesShare = (stores.redisMicros - stores.memoryMicros) / memoryExchangeMicros;
+    console.log(
+      `    the stores alone, client CPU per exchange (reserve + take, 16 in flight, this process): memory ${fmt(stores.memoryMicros, 1)} µs, Redis ${fmt(stores.redisMicros, 1)} µs;` +
+        `\n      the difference is ${fmt(storesShare * 100, 1)} % of the broker's ${fmt(memoryExchangeMicros)} µs per exchange with the memory stores (median of the rounds) → Redis ÷ memory ≈ ${fmt(1 + storesShare, 3)}`,
+    );
+    if (jsonOut) await writeFile(jsonOut, `${JSON.stringify({ rounds: results, scaling, cpuScaling, redisCost, withRedisServer, stores, storesShare }, null, 2)}\n`);
   } finally {
     for (const replica of replicas) await replica.stop();
     await redis.stop();
