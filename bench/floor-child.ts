@@ -3,6 +3,7 @@
  * I/O as a token exchange (read the body; verify the RS256 ID token with node's one-shot verify; one kept-alive GET of
  * the job from the stand-in (undici's dispatcher, as the broker uses); two audit lines through a group-committed file append, each awaited; sign an ES256 JWT;
  * answer JSON), and nothing else: no policy, no claim checks, no replay store, no SDKs, no metrics.
+ * Every exchange also signs a refresh session (an ES256 JWT carrying the caller's claims), as the broker's does; FLOOR_SESSION=0 leaves it out.
  * FLOOR_JOB=0 leaves out the job lookup. With `linkerd` CA files in the settings it answers a linkerd request instead
  * of signing a JWT: the body's CSR goes through the broker's own certificate authority (`issue()`: CSR parse, proof of
  * possession, leaf DER, signature), the least issuance can cost here (bench/linkerd-exchange.ts).
@@ -19,12 +20,29 @@ import type { ChildMessage, ChildRequest, ChildSettings } from './broker-child.j
 
 const settings = JSON.parse(process.env.BENCH_BROKER ?? '{}') as ChildSettings;
 const withJob = process.env.FLOOR_JOB !== '0';
+const withSession = process.env.FLOOR_SESSION !== '0';
 const send = (message: ChildMessage) => process.send?.(message);
 
 const jwks = (await (await fetch(`${settings.issuer}/oauth/discovery/keys`)).json()) as { keys: JsonWebKey[] };
 const issuerKey = createPublicKey({ key: jwks.keys[0] as JsonWebKey, format: 'jwk' });
 const signingKey = createPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }));
 const header = Buffer.from('{"alg":"ES256","kid":"floor","typ":"JWT"}').toString('base64url');
+const sessionHeader = Buffer.from('{"alg":"ES256","kid":"floor","typ":"floor-session+jwt"}').toString('base64url');
+
+/** An ES256 JWT over `payload` with a hand-built header (node's one-shot sign). */
+function signJwt(head: string, payload: Record<string, unknown>): string {
+  const signingInput = `${head}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  return `${signingInput}.${sign('sha256', Buffer.from(signingInput), { key: signingKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+
+/** The refresh session every exchange signs: the caller's claims, the rule and the granted kinds. */
+function session(claims: Record<string, unknown>, kind: string): { token: string; expiresAt: string } | undefined {
+  if (!withSession) return undefined;
+  const now = Math.floor(Date.now() / 1000);
+  const exp = Number(claims.exp);
+  const token = signJwt(sessionHeader, { sub: `project:${String(claims.project_id)}:job:${String(claims.job_id)}`, rid: randomUUID(), rule: 'floor', grants: { [kind]: {} }, principal: claims, iss: 'floor', aud: 'floor/session', iat: now, exp, jti: randomUUID() });
+  return { token, expiresAt: new Date(exp * 1000).toISOString() };
+}
 const gitlab = new URL(settings.issuer);
 const ca = settings.linkerd ? createCertificateAuthority({ trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd }, new Date()) : undefined;
 // The broker's own GitLab client (undici's dispatcher), with none of its checks.
@@ -96,15 +114,14 @@ const server = createServer((req, res) => {
           { requestId: randomUUID(), rule: 'floor', subject: claims as unknown as PipelineSubject, principal, now },
         );
         await auditLine({ phase: 'result', project_id: claims.project_id, job_id: claims.job_id, serial: issued.serialNumber });
-        const json = JSON.stringify({ grants: { linkerd: issued } });
+        const json = JSON.stringify({ grants: { linkerd: issued }, session: session(claims, 'linkerd') });
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
         return;
       }
       const now = Math.floor(Date.now() / 1000);
-      const signingInput = `${header}.${Buffer.from(JSON.stringify({ iss: 'floor', sub: `project:${claims.project_id}`, aud: 'floor', iat: now, exp: now + 600, jti: randomUUID(), project_id: claims.project_id, job_id: claims.job_id })).toString('base64url')}`;
-      const jwt = `${signingInput}.${sign('sha256', Buffer.from(signingInput), { key: signingKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+      const jwt = signJwt(header, { iss: 'floor', sub: `project:${claims.project_id}`, aud: 'floor', iat: now, exp: now + 600, jti: randomUUID(), project_id: claims.project_id, job_id: claims.job_id });
       await auditLine({ phase: 'result', project_id: claims.project_id, job_id: claims.job_id });
-      const json = JSON.stringify({ grants: { token: { token: jwt } } });
+      const json = JSON.stringify({ grants: { token: { token: jwt } }, session: session(claims, 'token') });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
     })();
   });

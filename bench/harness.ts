@@ -3,15 +3,19 @@
  * pinned to core 0, CPU time over IPC), CPU accounting around a measured window, and formatting.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ChildMessage, ChildRequest, ChildSettings } from './broker-child.js';
+import type { ChildMessage, ChildRequest, ChildSettings, ChildStats } from './broker-child.js';
 import { GcTrace, type GcTotals } from './gc.js';
 import type { PhaseResult } from './load.js';
 
 export const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
-/** Pins every thread of `pid` to `core`. A few bounded retries: `taskset -a` fails if a thread exits while it walks them. */
-export function pin(core: number, pid: number = process.pid): void {
+/**
+ * Pins every thread of `pid` to `core` (or a taskset list such as '0,1'). A few bounded retries: `taskset -a` fails
+ * if a thread exits while it walks them.
+ */
+export function pin(core: number | string, pid: number = process.pid): void {
   for (let attempt = 0; attempt < 5; attempt++) {
     if (spawnSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' }).status === 0) return;
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
@@ -24,15 +28,29 @@ export interface BrokerProcess {
   readonly child: ChildProcess;
   readonly gc: GcTrace;
   cpuSeconds(): Promise<number>;
+  /** Memory and event-loop delay since the previous call (bench/broker-child.ts only). */
+  stats(): Promise<ChildStats>;
   stop(): Promise<void>;
 }
 
-/** `child`: another server speaking the same IPC protocol (bench/floor-child.ts), with extra environment. */
-export async function startBroker(settings: ChildSettings, profileDir: string | undefined, child_: { script: string; env: Record<string, string> } = { script: './broker-child.js', env: {} }): Promise<BrokerProcess> {
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** utime + stime of a whole process (all threads) from /proc/PID/stat, in seconds (resolution 1/CLK_TCK). */
+export function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // fields 14 and 15 of proc(5)
+}
+
+/**
+ * `child`: another server speaking the same IPC protocol (bench/floor-child.ts), with extra environment.
+ * `core`: the core the child is pinned to (0 unless said).
+ */
+export async function startBroker(settings: ChildSettings, profileDir: string | undefined, child_: { script: string; env: Record<string, string> } = { script: './broker-child.js', env: {} }, core = 0): Promise<BrokerProcess> {
   // BENCH_BROKER_FLAGS: extra node flags for the broker (e.g. --heap-prof), for investigations.
   const extra = (process.env.BENCH_BROKER_FLAGS ?? '').split(' ').filter(Boolean);
   const nodeArgs = ['--trace-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extra, here(child_.script)];
-  const child = spawn('taskset', ['-c', '0', process.execPath, ...nodeArgs], {
+  const child = spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgs], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     env: { ...process.env, ...child_.env, BENCH_BROKER: JSON.stringify(settings), LOG_LEVEL: 'warn' },
   });
@@ -56,6 +74,13 @@ export async function startBroker(settings: ChildSettings, profileDir: string | 
       const message = await reply;
       if (!('cpu' in message)) throw new Error('broker child: no cpu usage');
       return (message.cpu.user + message.cpu.system) / 1e6;
+    },
+    async stats() {
+      const reply = next();
+      child.send('stats' satisfies ChildRequest);
+      const message = await reply;
+      if (!('stats' in message)) throw new Error('broker child: no stats');
+      return message.stats;
     },
     stop: () =>
       new Promise<void>((resolve) => {

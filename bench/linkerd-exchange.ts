@@ -21,14 +21,13 @@
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { generateCaMaterial } from '../src/adapters/ca/ephemeral.js';
 import { generateKeyAndRequest } from '../src/adapters/ca/request.js';
-import { codesText, fmt, gcText, measured, pin, startBroker, type Measured, type MeasuredServer } from './harness.js';
+import { codesText, fmt, gcText, measured, pin, procCpuSeconds, startBroker, type Measured, type MeasuredServer } from './harness.js';
 import { IDENTITY, NAMING, SPIFFE_ID, startCfssl } from './linkerd.js';
 import { closedLoop, openLoop, percentile, TokenSupply, type RequestShape } from './load.js';
 import { startStandIn } from './standin.js';
@@ -78,15 +77,6 @@ function ensureCfssl(): { ok: true; version: string } | { ok: false; why: string
     if (probe.status !== 0) return { ok: false, why: 'cfssl still not runnable after apt-get install' };
   }
   return { ok: true, version: probe.stdout.split('\n').filter((line) => /Version|Runtime/.test(line)).map((line) => line.trim()).join(', ') };
-}
-
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** utime + stime of a whole process (all threads) from /proc/PID/stat, in seconds (resolution 1/CLK_TCK). */
-function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // fields 14 and 15 of proc(5)
 }
 
 /** Names and extension count of a PEM certificate, to show what each side actually issued. */

@@ -18,13 +18,15 @@ export interface MintJob {
   /** First job id; token i gets job id firstJobId + i. */
   readonly firstJobId: number;
   readonly overrides: Record<string, unknown>;
+  /** exp - iat (default 3600 s); bench/soak.ts uses short-lived tokens so the replay store reaches a steady size. */
+  readonly lifetimeSeconds?: number;
 }
 
 /** Signs `job.count` tokens in this thread. */
 export function mintTokens(job: MintJob): string[] {
   const key = createPrivateKey(job.privateKeyPem);
   const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: job.kid, typ: 'JWT' })).toString('base64url');
-  const base = withOverrides(defaultIdTokenClaims({ issuer: job.issuer, audience: job.audience, lifetimeSeconds: 3600 }), job.overrides);
+  const base = withOverrides(defaultIdTokenClaims({ issuer: job.issuer, audience: job.audience, lifetimeSeconds: job.lifetimeSeconds ?? 3600 }), job.overrides);
   const tokens: string[] = [];
   for (let i = 0; i < job.count; i++) {
     const id = String(job.firstJobId + i);

@@ -17,6 +17,8 @@ export interface RedisServer {
   readonly port: number;
   /** `redis://127.0.0.1:port` (or `rediss://`). */
   readonly url: string;
+  /** The redis-server process (benchmarks read its CPU time). */
+  readonly pid: number;
   /** SIGKILL, as a crash would: no goodbye to clients. */
   kill(): Promise<void>;
   stop(): Promise<void>;
@@ -74,6 +76,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   child.stderr?.resume();
   return {
     port,
+    pid: child.pid ?? 0,
     url: `${options.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     async kill() {
       child.kill('SIGKILL');
