@@ -20,6 +20,8 @@ export interface ChildSettings {
   readonly linkerd?: { readonly issuerCertFile: string; readonly issuerKeyFile: string; readonly trustAnchorsFile: string };
   /** The google section (bench/google-exchange.ts); ADC from GOOGLE_APPLICATION_CREDENTIALS in the child's environment. */
   readonly google?: { readonly iamCredentialsUrl: string; readonly iamUrl: string };
+  /** limits.failedAuthPerMinutePerAddress (default 60); bench/flood.ts sets 0, since all its traffic is from 127.0.0.1. */
+  readonly failedAuthPerMinutePerAddress?: number;
 }
 
 export type ChildRequest = 'cpu' | 'stop';
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
     signing: { keysFile: '(ephemeral)' },
     linkerd: settings.linkerd ? { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd } : undefined,
     google: settings.google,
-    limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: 60, headersTimeout: 10 },
+    limits: { factTimeout: 5, requestsPerMinutePerProject: 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: settings.failedAuthPerMinutePerAddress ?? 60, headersTimeout: 10 },
   };
   const { keys } = await generateSigningJwks();
   const broker = await createBroker(config, { signingKeys: keys });
