@@ -1,5 +1,5 @@
 /**
- * `npm run bench:flood`: a garbage flood beside valid exchanges, bounded in time (~45 s on 2 cores), on 127.0.0.1.
+ * `npm run bench:flood`: a garbage flood beside valid exchanges, bounded in time (~50 s on 2 cores), on 127.0.0.1.
  *
  *   1. distinct ID tokens pre-minted for the valid stream, plus one spare that every garbage request carrying a
  *      well-formed token uses (test/support/garbage.ts: no token, malformed token, bad signature, oversized body,
@@ -7,14 +7,16 @@
  *   2. the broker in a child pinned to core 0 (bench/broker-child.ts: file audit, memory replay store, the two-rule
  *      policy with jobRunning, limits.failedAuthPerMinutePerAddress 0 because every request comes from 127.0.0.1),
  *      generator and stand-in GitLab pinned to core 1;
- *   3. baseline: the valid stream alone at 200/s for 5 s → p50/p99 (latency from each request's scheduled time);
+ *   3. after a warm-up, the garbage alone for 3 s → the broker's CPU per refusal; then the valid stream alone at 200/s
+ *      for 5 s → p50/p99 (latency from each request's scheduled time) and the broker's CPU per exchange;
  *   4. flood: the invalid stream at 5,000/s (--invalid-rate N) beside the valid stream at 200/s, both open loops,
  *      for 20 s (--seconds N) → the achieved rates, every answer checked against its expected status and code, the
  *      valid stream's p50/p99, the stand-in's discovery/JWKS/jobs calls (jobs must equal the valid exchanges, the
  *      others 0), and the broker's CPU share;
  *   5. the spare token exchanged once at the end (the garbage never reserved it).
  *
- * Options: --json FILE (write the figures), --invalid-rate N, --valid-rate N, --seconds N.
+ * Options: --json FILE (write the figures), --invalid-rate N, --valid-rate N, --seconds N, --kind NAME (one kind of
+ * garbage only, e.g. "no token", to see what each costs).
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,6 +37,8 @@ const INVALID_RATE = option('--invalid-rate', 5000);
 const VALID_RATE = option('--valid-rate', 200);
 const FLOOD_SECONDS = option('--seconds', 20);
 const BASELINE_SECONDS = 5;
+const WARMUP_SECONDS = 1;
+const COST_SECONDS = 3;
 const GRACE_MS = 10_000;
 /** Unanswered invalid requests at most; beyond it the generator skips (and counts) what falls due. */
 const INVALID_OUTSTANDING = 256;
@@ -126,12 +130,14 @@ async function main(): Promise<void> {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = 'bench-key-1';
   const standIn = await startStandIn({ ...(rsa.publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid, alg: 'RS256', use: 'sig' });
-  const validCount = Math.ceil(VALID_RATE * (BASELINE_SECONDS + FLOOD_SECONDS)) + 1;
+  const validCount = Math.ceil(VALID_RATE * (WARMUP_SECONDS + BASELINE_SECONDS + FLOOD_SECONDS)) + 1;
   const tokens = await mintInParallel({ privateKeyPem: rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, kid, issuer: standIn.issuer, audience: AUDIENCE, count: validCount, firstJobId: 1000, overrides: {} }, 2);
   const spare = tokens.pop() as string;
   let nextToken = 0;
   const valid = (): Planned => ({ kind: 'valid', expected: { status: 200, code: 'ok' }, request: validRequest(tokens[nextToken++] as string) });
-  const kinds = garbageKinds(spare);
+  const onlyKind = argv.includes('--kind') ? argv[argv.indexOf('--kind') + 1] : undefined;
+  const kinds = garbageKinds(spare).filter((kind) => onlyKind === undefined || kind.name === onlyKind);
+  if (kinds.length === 0) throw new Error(`--kind: one of ${garbageKinds(spare).map((kind) => `"${kind.name}"`).join(', ')}`);
   const invalid = (index: number): Planned => {
     const kind = kinds[index % kinds.length]!;
     return { kind: kind.name, expected: kind, request: kind.request };
@@ -143,11 +149,20 @@ async function main(): Promise<void> {
     const base = broker.url;
     const validAgent = new Agent({ keepAlive: true, maxSockets: 32 });
     const invalidAgent = new Agent({ keepAlive: true, maxSockets: 64 });
-    // Warm-up: a few of each, so the JWKS is loaded and the code is compiled before anything is measured.
+    // Warm-up: some of each, so the JWKS is loaded and the code is compiled before anything is measured.
     for (let i = 0; i < 200; i++) await postExchange(invalidAgent, base, invalid(i).request);
+    await openStream(base, validAgent, VALID_RATE, WARMUP_SECONDS, valid);
 
+    // What a refusal costs the broker in CPU, whatever share of the core the machine gives it: garbage alone.
+    const aloneCpuBefore = await broker.cpuSeconds();
+    const alone = await openStream(base, invalidAgent, INVALID_RATE, COST_SECONDS, invalid, INVALID_OUTSTANDING);
+    const cpuPerInvalid = ((await broker.cpuSeconds()) - aloneCpuBefore) / alone.completed;
+    console.log(`    garbage alone for ${COST_SECONDS} s: ${fmt(alone.completed)} answered (${fmt(alone.completed / alone.elapsedSeconds)}/s), broker CPU ${fmt(cpuPerInvalid * 1e6)} µs per refusal, answers other than expected ${JSON.stringify(alone.wrong)}`);
+
+    const baselineCpuBefore = await broker.cpuSeconds();
     const baseline = await openStream(base, validAgent, VALID_RATE, BASELINE_SECONDS, valid);
-    console.log(`    baseline, valid alone at ${fmt(VALID_RATE)}/s for ${BASELINE_SECONDS} s: ${fmt(baseline.completed)} answered, ${latencyText(baseline.latencies)}`);
+    const cpuPerValid = ((await broker.cpuSeconds()) - baselineCpuBefore) / baseline.completed;
+    console.log(`    baseline, valid alone at ${fmt(VALID_RATE)}/s for ${BASELINE_SECONDS} s: ${fmt(baseline.completed)} answered, ${latencyText(baseline.latencies)}; broker CPU ${ms(cpuPerValid * 1000)} per exchange`);
 
     const hitsBefore = { ...standIn.hits };
     const cpuBefore = await broker.cpuSeconds();
@@ -168,16 +183,18 @@ async function main(): Promise<void> {
     console.log(`      answers other than expected: invalid ${JSON.stringify(flood.wrong)}, valid ${JSON.stringify(served.wrong)}`);
     console.log(`      stand-in GitLab calls during the flood: jobs ${hits.jobs} (valid exchanges ${served.completed}), discovery ${hits.discovery}, JWKS ${hits.jwks}, other ${hits.other}`);
     console.log(`      broker CPU ${fmt((brokerCpu / elapsed) * 100)}% of core 0, generator+stand-in ${fmt((((own.user + own.system) / 1e6) / elapsed) * 100)}% of core 1`);
+    console.log(`      at the measured costs, ${fmt(INVALID_RATE)} invalid/s + ${fmt(VALID_RATE)} valid/s need ${fmt((INVALID_RATE * cpuPerInvalid + VALID_RATE * cpuPerValid) * 100)}% of one core of broker CPU`);
     console.log(`      spare token after the flood: ${spareAnswer.status} ${spareAnswer.code} (expected 200: garbage never reserves a jti)`);
 
     const noIo = hits.jobs === served.completed - Object.values(served.wrong).reduce((a, b) => a + b, 0) && hits.discovery === 0 && hits.jwks === 0 && hits.other === 0;
-    const allRight = Object.keys(flood.wrong).length === 0 && Object.keys(served.wrong).length === 0 && flood.completed === flood.sent && served.completed === served.sent && spareAnswer.status === 200;
+    const allRight = Object.keys(alone.wrong).length === 0 && Object.keys(flood.wrong).length === 0 && Object.keys(served.wrong).length === 0 && flood.completed === flood.sent && served.completed === served.sent && spareAnswer.status === 200;
     console.log(`    ${allRight && noIo ? 'PASS' : 'FAIL'}: every invalid request refused with its code before any network I/O, every valid one served`);
     const figures = {
       invalidRateAsked: INVALID_RATE, validRateAsked: VALID_RATE, seconds: FLOOD_SECONDS,
-      baseline: { answered: baseline.completed, p50: percentile(baseline.latencies, 50), p99: percentile(baseline.latencies, 99) },
+      baseline: { answered: baseline.completed, cpuPerExchangeMs: cpuPerValid * 1000, p50: percentile(baseline.latencies, 50), p99: percentile(baseline.latencies, 99) },
       invalid: { sent: flood.sent, skipped: flood.skipped, answered: flood.completed, ratePerSecond: flood.completed / flood.elapsedSeconds, byKind: flood.byKind, wrong: flood.wrong },
       valid: { sent: served.sent, answered: served.completed, ratePerSecond: served.completed / served.elapsedSeconds, p50: percentile(served.latencies, 50), p99: percentile(served.latencies, 99), max: percentile(served.latencies, 100), wrong: served.wrong },
+      garbageAlone: { answered: alone.completed, ratePerSecond: alone.completed / alone.elapsedSeconds, cpuPerRefusalMicros: cpuPerInvalid * 1e6, wrong: alone.wrong },
       standInCalls: hits, brokerCpuShare: brokerCpu / elapsed, spare: spareAnswer, pass: allRight && noIo,
     };
     if (jsonOut) await writeFile(jsonOut, JSON.stringify(figures, null, 2));
