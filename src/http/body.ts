@@ -1,8 +1,9 @@
 /**
  * Reads a JSON request body as UTF-8 text with the 64 KiB limit, checked against Content-Length before reading and
- * against the bytes as they arrive. A Content-Type, when sent, must be application/json: a form or text post (what a
- * browser may send cross-site without asking) is refused before a byte of it is read. Used instead of body-parser on the exchange path, where body-parser's charset machinery
- * and stream plumbing were a measurable share of each request (docs/performance.md).
+ * against the bytes as they arrive. A Content-Type, when sent, must be application/json: a form or a text body is
+ * refused before a byte of it is read, not parsed as if it were JSON. Used instead of body-parser on the exchange
+ * path, where body-parser's charset machinery and stream plumbing were a measurable share of each request
+ * (docs/performance.md).
  */
 import type { IncomingMessage } from 'node:http';
 import { BrokerError } from '../core/errors.js';
