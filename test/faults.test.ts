@@ -70,11 +70,12 @@ describe('GitLab API faults, with every grant kind requested', () => {
   });
 
   it('GitLab slower than limits.factTimeout: 503 upstream_unavailable at the deadline, nothing minted', async () => {
-    gb.h.gitlab.faults.jobsDelayMs = 4_000;
+    gb.h.gitlab.faults.jobsDelayMs = 10_000;
     const idToken = await gb.h.gitlab.token(AUDIENCE);
     const started = Date.now();
     await assertRefused(gb, () => gb.h.exchange(idToken, allGrants()), { status: 503, code: 'upstream_unavailable' }, idToken);
-    assert.ok(Date.now() - started < 3_900, `answered after ${Date.now() - started} ms, not at the 2 s deadline`);
+    // The deadline is 2 s; the bound is loose for a loaded machine, and still well before GitLab's 10 s answer.
+    assert.ok(Date.now() - started < 8_000, `answered after ${Date.now() - started} ms, not at the 2 s deadline`);
   });
 });
 
@@ -82,7 +83,8 @@ describe('a GitLab API that refuses connections', () => {
   let gb: GoogleBroker;
   before(async () => {
     // Nothing listens on the API's port; the issuer (discovery, keys) is still the stand-in.
-    gb = await startGoogleBroker({ issuerExtra: `apiUrl: http://127.0.0.1:${await freePort()}/api/v4` });
+    // A 20 s deadline, so an answer well before it shows the refusal was not waited out.
+    gb = await startGoogleBroker({ factTimeout: '20s', issuerExtra: `apiUrl: http://127.0.0.1:${await freePort()}/api/v4` });
   });
   after(() => gb.close());
 
@@ -91,7 +93,7 @@ describe('a GitLab API that refuses connections', () => {
     const started = Date.now();
     const result = await assertRefused(gb, () => gb.h.exchange(idToken, allGrants()), { status: 503, code: 'upstream_unavailable' }, idToken);
     assert.ok(Number(result.headers.get('retry-after')) > 0, 'Retry-After is set');
-    assert.ok(Date.now() - started < 1_900, `took ${Date.now() - started} ms: a refused connection should not wait for the deadline`);
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms: a refused connection should not wait for the deadline`);
   });
 });
 
