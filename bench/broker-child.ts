@@ -26,6 +26,8 @@ export interface ChildSettings {
   readonly redisUrl?: string;
   /** limits.requestsPerMinutePerProject (0, the default, turns the limiter off: no Redis call at all). */
   readonly requestsPerMinutePerProject?: number;
+  /** limits.failedAuthPerMinutePerAddress (default 60); bench/flood.ts sets 0, since all its traffic is from 127.0.0.1. */
+  readonly failedAuthPerMinutePerAddress?: number;
 }
 
 /** What 'stats' answers: memory now, and the event-loop delay since the previous 'stats' (milliseconds). */
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     signing: { keysFile: '(ephemeral)' },
     linkerd: settings.linkerd ? { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd', ...settings.linkerd } : undefined,
     google: settings.google,
-    limits: { factTimeout: 5, requestsPerMinutePerProject: settings.requestsPerMinutePerProject ?? 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: 60, headersTimeout: 10 },
+    limits: { factTimeout: 5, requestsPerMinutePerProject: settings.requestsPerMinutePerProject ?? 0, gitlabLookupsPerProject: 60, gitlabLookupWindow: 60, failedAuthPerMinutePerAddress: settings.failedAuthPerMinutePerAddress ?? 60, headersTimeout: 10 },
   };
   const { keys } = await generateSigningJwks();
   const broker = await createBroker(config, { signingKeys: keys });

@@ -146,7 +146,9 @@ export async function createBroker(config: BrokerConfig, overrides: BrokerOverri
   // that left the file stay published until their tokens have expired). A bad key file keeps the current keys.
   const stopHangup = onHangup(() => {
     void policy.reload();
-    void adapters.fileAudit?.reopen();
+    adapters.fileAudit?.reopen().catch((err: unknown) =>
+      log.error('audit file could not be reopened; exchanges answer 503 audit_unavailable until it can be', { file: config.audit.file, error: (err as Error).message }),
+    );
     adapters.reloadSigningKeys().then(
       () => log.info('signing keys reloaded', { file: config.signing.keysFile }),
       (err: unknown) => log.error('signing key reload failed; keeping the current keys', { error: (err as Error).message }),

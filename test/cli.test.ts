@@ -146,13 +146,13 @@ describe('oidc-broker dev', () => {
       assert.match(output, /dev token/);
       const token = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`])).stdout.trim();
       assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
-      const exchange = () => fetch(`http://127.0.0.1:${port}/v1/exchange`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"grants":{"token":{}}}' });
+      const exchange = () => fetch(`http://127.0.0.1:${port}/v1/exchange`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"grants":{"token":{}}}' });
       const first = await exchange();
       assert.equal(first.status, 200, await first.clone().text());
       assert.equal(((await first.json()) as { rule: string }).rule, 'payments-deploy-production');
       assert.equal((await exchange()).status, 409);
       const staging = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`, '--claim', 'environment=staging'])).stdout.trim();
-      const explained = await fetch(`http://127.0.0.1:${port}/v1/explain`, { method: 'POST', headers: { authorization: `Bearer ${staging}` }, body: '{"grants":{"token":{}}}' });
+      const explained = await fetch(`http://127.0.0.1:${port}/v1/explain`, { method: 'POST', headers: { authorization: `Bearer ${staging}`, 'content-type': 'application/json' }, body: '{"grants":{"token":{}}}' });
       assert.equal(((await explained.json()) as { allowed: boolean }).allowed, false);
     } finally {
       child.kill('SIGTERM');

@@ -170,6 +170,10 @@ describe('request limits and malformed requests', () => {
     { name: 'an unknown field inside a grant', status: 400, code: 'invalid_request', send: (token) => h.exchange(token, { token: { audience: DEPLOY_AUDIENCE, lifetime: '24h' } }) },
     { name: 'a duplicate key in the body', status: 400, code: 'invalid_request', send: (token) => h.call('/v1/exchange', { token, body: '{"grants":{"token":{}},"grants":{"google":{}}}' }) },
     { name: 'a body in another charset', status: 400, code: 'invalid_request', send: (token) => h.call('/v1/exchange', { token, body: '{}', headers: { 'content-type': 'application/json; charset=koi8-r' } }) },
+    // What a browser may post cross-site without a preflight: refused even with a valid token and a valid body.
+    { name: 'a text/plain body', status: 400, code: 'invalid_request', send: (token) => h.call('/v1/exchange', { token, body: { grants: { token: {} } }, headers: { 'content-type': 'text/plain' } }) },
+    { name: 'a form post', status: 400, code: 'invalid_request', send: (token) => h.call('/v1/exchange', { token, body: { grants: { token: {} } }, headers: { 'content-type': 'application/x-www-form-urlencoded' } }) },
+    { name: 'a media type that only starts like JSON', status: 400, code: 'invalid_request', send: (token) => h.call('/v1/exchange', { token, body: { grants: { token: {} } }, headers: { 'content-type': 'application/jsonx' } }) },
   ];
   for (const testCase of cases) {
     it(`refuses ${testCase.name} with ${testCase.status} ${testCase.code}`, async () => {
@@ -178,6 +182,11 @@ describe('request limits and malformed requests', () => {
       assert.equal((await h.exchange(token)).status, 200, 'a refused request must not spend the jti');
     });
   }
+
+  it('accepts application/json in any case, with a UTF-8 charset parameter', async () => {
+    const result = await h.call('/v1/exchange', { token: await h.gitlab.token(AUDIENCE), body: { grants: { token: {} } }, headers: { 'content-type': 'Application/JSON; charset="UTF-8"' } });
+    assert.equal(result.status, 200, result.text);
+  });
 
   it('answers 404 problem+json for unknown paths', async () => {
     const result = await h.call('/v1/nope');

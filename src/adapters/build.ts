@@ -124,7 +124,9 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
-  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file);
+  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file).catch((err: unknown) => {
+    throw new ConfigError(`config: audit.file: cannot open ${config.audit.file ?? ''} for appending: ${(err as Error).message}`, { cause: err });
+  });
   const gitlab = overrides.facts ? undefined : buildGitLabClient(config);
   // One line per grant kind: its adapter, or undefined when the config has no section for it.
   const minters = {

@@ -178,13 +178,17 @@ export interface FileAuditSink extends AuditSink {
 export async function createAuditSink(file: string | undefined, options: { writeTimeoutMs?: number } = {}): Promise<FileAuditSink> {
   let handle: FileHandle | undefined = file === undefined ? undefined : await open(file, 'a', 0o600);
   let healthy = true;
-  const writeLine: LineWriter =
-    file === undefined
-      ? stdoutWriter()
-      : async (text) => {
-          if (!handle) throw new Error('audit file is closed');
-          await writeFully(handle, text);
-        };
+  let closed = false;
+  let opening: Promise<FileHandle> | undefined;
+  /** The open file; after a reopen that failed, each write tries the path again, so the sink recovers by itself. */
+  async function openHandle(path: string): Promise<FileHandle> {
+    if (closed) throw new Error('audit file is closed');
+    if (handle) return handle;
+    opening ??= open(path, 'a', 0o600).finally(() => (opening = undefined));
+    handle = await opening;
+    return handle;
+  }
+  const writeLine: LineWriter = file === undefined ? stdoutWriter() : async (text) => writeFully(await openHandle(file), text);
   const transport = new AcknowledgingTransport(writeLine, options.writeTimeoutMs ?? AUDIT_WRITE_TIMEOUT_MS);
   const logger = winston.createLogger({ level: 'info', format: prebuiltLine(), transports: [transport], exitOnError: false });
 
@@ -221,13 +225,23 @@ export async function createAuditSink(file: string | undefined, options: { write
     async reopen(): Promise<void> {
       if (file === undefined) return;
       const previous = handle;
-      handle = await open(file, 'a', 0o600);
-      await previous?.close();
+      handle = undefined;
+      try {
+        await openHandle(file);
+      } catch (err) {
+        // Records must not go on into the rotated file, which the rotator may compress or delete: fail until the
+        // configured path can be opened again.
+        healthy = false;
+        throw err;
+      } finally {
+        await previous?.close();
+      }
     },
     async close(): Promise<void> {
       // Records still queued are written first (bounded, so a stuck disk cannot hold shutdown forever).
       await Promise.race([transport.drained(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       logger.close();
+      closed = true;
       await handle?.close();
       handle = undefined;
     },
