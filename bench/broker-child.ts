@@ -19,7 +19,7 @@ export interface ChildSettings {
   /** CA files for the linkerd grant (bench/linkerd-exchange.ts); without them the broker has no CA. */
   readonly linkerd?: { readonly issuerCertFile: string; readonly issuerKeyFile: string; readonly trustAnchorsFile: string };
   /** The google section (bench/google-exchange.ts); ADC from GOOGLE_APPLICATION_CREDENTIALS in the child's environment. */
-  readonly google?: { readonly iamCredentialsUrl: string; readonly iamUrl: string };
+  readonly google?: { readonly iamCredentialsUrl: string; readonly iamUrl: string; readonly client: 'direct' | 'sdk' };
 }
 
 export type ChildRequest = 'cpu' | 'stop';

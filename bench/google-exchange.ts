@@ -47,6 +47,7 @@ rules:
 
 const argv = process.argv.slice(2);
 const jsonOut = argv.includes('--json') ? argv[argv.indexOf('--json') + 1] : undefined;
+const client: 'direct' | 'sdk' = argv.includes('--client') && argv[argv.indexOf('--client') + 1] === 'sdk' ? 'sdk' : 'direct';
 
 interface Cpu {
   readonly perExchangeMs: number;
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   const gitlab = await startStandIn({ ...(rsa.publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid, alg: 'RS256', use: 'sig' }, { jobDelayMs: UPSTREAM_MS });
   const settings = {
     issuer: gitlab.issuer, audience: AUDIENCE, policyPath: join(dir, 'policy.yaml'), auditFile: join(dir, 'audit.log'), apiTokenFile: join(dir, 'gitlab-token'),
-    google: { iamCredentialsUrl: google.url, iamUrl: google.url },
+    google: { iamCredentialsUrl: google.url, iamUrl: google.url, client },
   };
   await writeFile(settings.policyPath, POLICY);
   await writeFile(settings.apiTokenFile, 'bench-read-api-token\n', { mode: 0o600 });
