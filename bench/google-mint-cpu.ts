@@ -18,7 +18,7 @@ import { createSdkIamClient } from '../src/adapters/google/sdk-client.js';
 const TARGET = 'bench-target@bench-project.iam.gserviceaccount.com';
 const SCOPE = 'https://www.googleapis.com/auth/spanner.admin';
 const PER_ROUND = 1000;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const CONCURRENCY = 16;
 
 async function standInChild(): Promise<void> {
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   };
   const sdk = (): Promise<unknown> => sdkMinter.mint(plan, context);
   const direct = (): Promise<unknown> => directMinter.mint(plan, context);
-  for (let i = 0; i < 200; i += 1) await Promise.all([sdk(), direct(), http()]); // warm-up: ADC token, JIT, sockets
+  for (let i = 0; i < 500; i += 1) await Promise.all([sdk(), direct(), http()]); // warm-up: ADC token, JIT, sockets
   const results: { sdk: number; direct: number; http: number }[] = [];
   for (let round = 0; round < ROUNDS; round += 1) results.push({ direct: await cpuPerCall(direct), sdk: await cpuPerCall(sdk), http: await cpuPerCall(http) });
   for (const [i, r] of results.entries()) {
