@@ -2,9 +2,13 @@
  * The direct IAM Credentials client against the one it replaced: @google-cloud/iam-credentials over its REST transport.
  * Same stand-in Google, same inputs (scopes, lifetimes, delegates), same faults (Google's 400/401/403/404/429/500
  * bodies, a proxy's HTML page, a hung answer): both minters must send Google the same request and give the same result,
- * or the same coded error with the same detail and cause.
+ * or the same coded error with the same detail and cause. Then what only the direct client handles itself (answers no
+ * Google gives: malformed, oversized, redirected, dropped), against a bare loopback server.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { isBrokerError } from '../src/core/errors.js';
 import type { GoogleMint } from '../src/core/grants.js';
@@ -119,5 +123,62 @@ describe('direct IAM Credentials client ≡ @google-cloud/iam-credentials (REST 
   it('sends no delegates field for a direct request, as the SDK does', () => {
     const undelegated = google.generateRequests.filter((call) => call.serviceAccount === TARGET && call.body.delegates === undefined);
     assert.ok(undelegated.length > 0);
+  });
+});
+
+describe('the direct client with answers no Google should give', () => {
+  let google: StandInGoogle;
+  let server: Server;
+  let url: string;
+  let answer: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
+  let hits: string[] = [];
+  let direct: GoogleMinter;
+  const context = contextAt(new Date());
+
+  before(async () => {
+    google = await startGoogle();
+    server = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      req.resume();
+      req.on('end', () => answer(req, res));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    direct = createGoogleTokenMinter({ iamCredentialsUrl: url, auth: applicationDefaultCredentials({ credentialsFile: google.credentialsFile }), retry: RETRY, env: {} });
+  });
+  after(async () => {
+    await direct.close();
+    server.closeAllConnections();
+    server.close();
+    await google.close();
+  });
+
+  const json = (status: number, body: string, headers: Record<string, string> = {}) => (_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(body);
+  };
+  const table: { name: string; answer: (req: IncomingMessage, res: ServerResponse) => void; detail: RegExp; attempts: number }[] = [
+    { name: 'a token without an expiry', answer: json(200, '{"accessToken":"ya29.x"}'), detail: /answered without an access token or expiry/, attempts: 1 },
+    { name: 'an expiry that is not a time', answer: json(200, '{"accessToken":"ya29.x","expireTime":"soon"}'), detail: /answered without an access token or expiry/, attempts: 1 },
+    { name: 'a 200 that is not JSON', answer: json(200, '<html></html>'), detail: /answered without an access token or expiry/, attempts: 1 },
+    { name: 'an answer over 64 KiB', answer: json(200, JSON.stringify({ accessToken: 'x'.repeat(70_000), expireTime: '2030-01-01T00:00:00Z' })), detail: /call failed \(HTTP 200\)/, attempts: 1 },
+    { name: 'a redirect (never followed: the bearer stays with the configured origin)', answer: json(302, '', { location: '/elsewhere' }), detail: /call failed \(HTTP 302\)/, attempts: 1 },
+    { name: 'a dropped connection, on every attempt', answer: (req) => req.socket.destroy(), detail: /kept failing \(UND_ERR_SOCKET; 3 attempt\(s\)\)/, attempts: 3 },
+  ];
+  for (const row of table) {
+    it(`refuses ${row.name} with upstream_unavailable`, async () => {
+      answer = row.answer;
+      hits = [];
+      await assert.rejects(direct.mint(plan(), context, AbortSignal.timeout(5000)), (err) => isBrokerError(err) && err.code === 'upstream_unavailable' && row.detail.test(err.detail));
+      assert.deepEqual(hits, Array<string>(row.attempts).fill(`/v1/projects/-/serviceAccounts/${encodeURIComponent(TARGET)}:generateAccessToken`));
+    });
+  }
+
+  it('reads an expireTime with nanoseconds, to the second', async () => {
+    answer = json(200, '{"accessToken":"ya29.fine","expireTime":"2030-01-02T03:04:05.123456789Z"}');
+    const token = await direct.mint(plan(), context);
+    assert.equal(token.accessToken, 'ya29.fine');
+    assert.equal(token.expiresAt.toISOString(), '2030-01-02T03:04:05.000Z');
   });
 });

@@ -40,7 +40,9 @@ export interface GoogleMinter extends GoogleTokenMinter {
   close(): Promise<void>;
 }
 
+/** A BrokerError is already our verdict on an answer (e.g. a 200 without a token): asking again would not change it. */
 function retryable(error: unknown): boolean {
+  if (isBrokerError(error)) return false;
   return error instanceof AttemptTimedOut || describeFailure(error).kind === 'transient';
 }
 
