@@ -21,7 +21,7 @@ export interface ChildSettings {
   /** CA files for the linkerd grant (bench/linkerd-exchange.ts); without them the broker has no CA. */
   readonly linkerd?: { readonly issuerCertFile: string; readonly issuerKeyFile: string; readonly trustAnchorsFile: string };
   /** The google section (bench/google-exchange.ts); ADC from GOOGLE_APPLICATION_CREDENTIALS in the child's environment. */
-  readonly google?: { readonly iamCredentialsUrl: string; readonly iamUrl: string };
+  readonly google?: { readonly iamCredentialsUrl: string; readonly iamUrl: string; readonly client: 'direct' | 'sdk' };
   /** Replay store and rate limit on this Redis (bench/replicas.ts, bench/soak.ts); the memory stores without it. */
   readonly redisUrl?: string;
   /** limits.requestsPerMinutePerProject (0, the default, turns the limiter off: no Redis call at all). */

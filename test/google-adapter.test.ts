@@ -1,7 +1,8 @@
 /**
  * The Google adapter against a stand-in Google over real HTTP: the broker's ADC is a workload-identity-federation
  * external_account file (STS token exchange with an RS256 subject token, then impersonation of the broker's service
- * account), and every mint goes through @google-cloud/iam-credentials' REST transport. No SDK is mocked.
+ * account), and every mint goes through the direct IAM Credentials client (google-differential.test.ts holds it to
+ * @google-cloud/iam-credentials' REST transport). No SDK is mocked.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -323,8 +324,13 @@ describe('loading the Google adapter', () => {
     assert.equal(out.trim(), 'false');
   });
 
-  it('loads the client libraries on first use', () => {
-    const out = run(`import { createRequire } from 'node:module'; const m = await import('../src/adapters/google/index.js'); const a = await m.loadGoogleAdapter(); console.log(${gaxLoaded}, typeof a.createGoogleTokenMinter);`);
+  it('loads only google-auth-library on first use: the direct client needs no gax', () => {
+    const out = run(`import { createRequire } from 'node:module'; const m = await import('../src/adapters/google/index.js'); const a = await m.loadGoogleAdapter(); console.log(${gaxLoaded}, typeof a.createGoogleTokenMinter, await a.loadIamClient('direct'));`);
+    assert.equal(out.trim(), 'false function undefined');
+  });
+
+  it('loads @google-cloud/iam-credentials (and gax) for google.client: sdk', () => {
+    const out = run(`import { createRequire } from 'node:module'; const m = await import('../src/adapters/google/index.js'); const a = await m.loadGoogleAdapter(); const f = await a.loadIamClient('sdk'); console.log(${gaxLoaded}, typeof f);`);
     assert.equal(out.trim(), 'true function');
   });
 });

@@ -94,6 +94,8 @@ export const configSchema = z.strictObject({
       // A bare origin: the IAM Credentials client takes a host and port, never a path.
       iamCredentialsUrl: issuerUrl.refine((url) => new URL(url).pathname === '/', 'must be a bare origin such as https://iamcredentials.googleapis.com').default('https://iamcredentials.googleapis.com'),
       iamUrl: issuerUrl.default('https://iam.googleapis.com'),
+      // direct: one HTTPS call per mint; sdk: @google-cloud/iam-credentials' REST transport, the same call at ~7× the CPU.
+      client: z.enum(['direct', 'sdk']).default('direct'),
     })
     .optional(),
   limits: z

@@ -1,6 +1,7 @@
 /**
- * What a failed Google call means, and what the operator should do about it. Google answers through gaxios errors
- * (HTTP status plus Google's `{ error: { code, message, status } }` body), gax errors (gRPC codes) or socket errors.
+ * What a failed Google call means, and what the operator should do about it. Google answers through our own
+ * GoogleApiError (the direct client), gaxios errors (HTTP status plus Google's `{ error: { code, message, status } }`
+ * body), gax errors (gRPC codes) or socket errors.
  * The SDK error itself is never kept as a `cause`: it holds the whole request config (gaxios redacts the Authorization
  * header by default, but that is a library setting, not ours); a summary of status, URL and Google's message is kept.
  */
@@ -19,9 +20,31 @@ export interface GoogleFailure {
   readonly url: string | undefined;
 }
 
+/**
+ * A failed call of ours to a Google REST API: Google's answer (HTTP status and body, parsed when it is JSON) or the
+ * socket's error code. Holds the URL and nothing of the request, so logging it cannot leak the bearer.
+ */
+export class GoogleApiError extends Error {
+  override readonly name = 'GoogleApiError';
+  constructor(
+    readonly url: string,
+    readonly status: number | undefined,
+    readonly body: unknown,
+    readonly code?: string,
+    detail?: string,
+  ) {
+    super(`${url}: ${status === undefined ? (code ?? 'no answer') : `HTTP ${status}`}${detail === undefined ? '' : ` (${detail})`}`);
+  }
+}
+
 // gRPC codes gax uses (google.rpc.Code).
 const GRPC_KIND: Readonly<Record<number, FailureKind>> = { 2: 'transient', 3: 'invalid', 4: 'transient', 5: 'not_found', 7: 'denied', 8: 'transient', 13: 'transient', 14: 'transient', 16: 'unauthenticated' };
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** A connection that failed or timed out: worth another attempt. */
+function isSocketCode(code: string): boolean {
+  return SOCKET_CODES.has(code) || code.startsWith('UND_ERR');
+}
 
 function httpKind(status: number): FailureKind {
   if (status === 401) return 'unauthenticated';
@@ -51,6 +74,14 @@ function shorten(text: string): string {
 
 /** Classify anything a Google call threw. */
 export function describeFailure(error: unknown): GoogleFailure {
+  if (error instanceof GoogleApiError) {
+    if (error.status !== undefined) {
+      const body = googleBody(error.body);
+      return { kind: httpKind(error.status), status: error.status, reason: body?.status, message: shorten(body?.message ?? `HTTP ${error.status}`), url: error.url };
+    }
+    const transient = error.code !== undefined && isSocketCode(error.code);
+    return { kind: transient ? 'transient' : 'unknown', status: undefined, reason: error.code, message: error.code ?? shorten(error.message), url: error.url };
+  }
   const e = (error ?? {}) as { status?: unknown; code?: unknown; message?: unknown; response?: { status?: unknown; data?: unknown }; config?: { url?: unknown } };
   const rawUrl = e.config?.url;
   const url = rawUrl === undefined ? undefined : String(rawUrl).split('?')[0];
@@ -60,7 +91,7 @@ export function describeFailure(error: unknown): GoogleFailure {
     const body = googleBody(e.response?.data) ?? googleBody(text);
     return { kind: httpKind(status), status, reason: body?.status, message: shorten(body?.message ?? `HTTP ${status}`), url };
   }
-  if (typeof e.code === 'string' && (SOCKET_CODES.has(e.code) || e.code.startsWith('UND_ERR'))) {
+  if (typeof e.code === 'string' && isSocketCode(e.code)) {
     return { kind: 'transient', status: undefined, reason: e.code, message: e.code, url };
   }
   if (typeof e.code === 'number') {

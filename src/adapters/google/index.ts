@@ -1,13 +1,16 @@
 /**
- * The Google adapter's entry point. Loading @google-cloud/iam-credentials (google-gax, gRPC, protobufjs) costs about a
- * second of start-up and 30 MB, so the composition root should call `loadGoogleAdapter` only when a rule grants
- * `google` (and `doctor` only when it checks Google), and the CLI's job-side commands never.
+ * The Google adapter's entry point. Loading google-auth-library costs start-up time and memory, so the composition
+ * root should call `loadGoogleAdapter` only when a rule grants `google` (and `doctor` only when it checks Google), and
+ * the CLI's job-side commands never. @google-cloud/iam-credentials (google-gax, protobufjs: about a second and 30 MB
+ * more) is loaded only for `google.client: sdk`, by `loadSdkClient`.
  */
 import type * as credentials from './credentials.js';
+import type { IamClientKind, IamCredentialsClientFactory } from './iam-client.js';
 import type * as impersonationCheck from './impersonation-check.js';
 import type * as minter from './minter.js';
 
 export type { GoogleMinter, GoogleMinterOptions } from './minter.js';
+export type { IamClientKind, IamCredentialsClientFactory } from './iam-client.js';
 export type { ImpersonationCheck, ImpersonationCheckOptions } from './impersonation-check.js';
 
 export interface GoogleAdapter {
@@ -15,6 +18,12 @@ export interface GoogleAdapter {
   readonly checkImpersonation: typeof impersonationCheck.checkImpersonation;
   readonly applicationDefaultCredentials: typeof credentials.applicationDefaultCredentials;
   readonly brokerIdentity: typeof credentials.brokerIdentity;
+  /** The factory for `google.client`: undefined (the minter's default, the direct client) or the SDK's, loaded now. */
+  readonly loadIamClient: (kind: IamClientKind) => Promise<IamCredentialsClientFactory | undefined>;
+}
+
+async function loadIamClient(kind: IamClientKind): Promise<IamCredentialsClientFactory | undefined> {
+  return kind === 'sdk' ? (await import('./sdk-client.js')).createSdkIamClient : undefined;
 }
 
 /** The Google adapter, with the Google client libraries loaded on first use. */
@@ -25,5 +34,6 @@ export async function loadGoogleAdapter(): Promise<GoogleAdapter> {
     checkImpersonation: check.checkImpersonation,
     applicationDefaultCredentials: adc.applicationDefaultCredentials,
     brokerIdentity: adc.brokerIdentity,
+    loadIamClient,
   };
 }

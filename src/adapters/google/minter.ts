@@ -1,19 +1,21 @@
 /**
  * Google access tokens for the `google` grant: IAM Credentials `generateAccessToken` for the rule's service account,
- * through @google-cloud/iam-credentials over its REST transport (plain HTTPS: one proxy rule, one CA bundle), with the
- * broker's Application Default Credentials. One client per process; gax keeps its connections alive.
+ * with the broker's Application Default Credentials, over plain HTTPS (one proxy rule, one CA bundle). The call itself
+ * is an IamCredentialsClient (iam-client.ts): a direct HTTPS call by default, or @google-cloud/iam-credentials over its
+ * REST transport; one per process, connections kept alive.
  *
  * Failures are mapped, never worked around: permission denied / not found → `upstream_unavailable` naming the missing
  * `roles/iam.serviceAccountTokenCreator` binding; 429, 5xx and timeouts are retried with jitter inside the deadline,
  * then `upstream_unavailable`. There is no fallback credential of any kind.
  */
-import { IAMCredentialsClient } from '@google-cloud/iam-credentials';
 import type { GoogleAuth } from 'google-auth-library';
 import { BrokerError, isBrokerError } from '../../core/errors.js';
 import type { GoogleMint } from '../../core/grants.js';
 import type { GoogleAccessToken, GoogleTokenMinter, MintContext } from '../../ports.js';
 import { applicationDefaultCredentials, brokerIdentity, refuseSdkDebugLogging } from './credentials.js';
+import { createDirectIamClient } from './direct-client.js';
 import { describeFailure, failureSummary, sanitizedCause, tokenCreatorChain, type GoogleFailure } from './errors.js';
+import { generateAccessTokenPath, type GeneratedAccessToken, type IamCredentialsClientFactory } from './iam-client.js';
 import { AttemptTimedOut, DEFAULT_RETRY_POLICY, RetriesExhausted, withRetries, type RetryPolicy } from './retry.js';
 
 export interface GoogleMinterOptions {
@@ -26,6 +28,8 @@ export interface GoogleMinterOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** The environment to check for SDK debug logging; default process.env. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** How generateAccessToken is called; default the direct HTTPS client (config `google.client`). */
+  readonly client?: IamCredentialsClientFactory;
 }
 
 export interface GoogleMinter extends GoogleTokenMinter {
@@ -36,40 +40,17 @@ export interface GoogleMinter extends GoogleTokenMinter {
   close(): Promise<void>;
 }
 
-type ClientOptions = NonNullable<ConstructorParameters<typeof IAMCredentialsClient>[0]>;
-
-/** The client for a base URL such as https://iamcredentials.googleapis.com or http://127.0.0.1:8085. */
-function createClient(baseUrl: URL, auth: GoogleAuth): IAMCredentialsClient {
-  if (baseUrl.pathname !== '/' || baseUrl.search !== '') throw new TypeError(`google.iamCredentialsUrl must be a bare origin, not ${baseUrl.href}`);
-  const https = baseUrl.protocol === 'https:';
-  const options: ClientOptions & { protocol: string } = {
-    // gax 5: a truthy `fallback` selects the HTTP/1.1 JSON (REST) transport instead of gRPC.
-    fallback: true,
-    auth,
-    apiEndpoint: baseUrl.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: baseUrl.port === '' ? (https ? 443 : 80) : Number(baseUrl.port),
-    // Read by gax's REST stub though its option types do not list it; plain http only for loopback stand-ins.
-    protocol: https ? 'https' : 'http',
-    // Retries are ours (jitter, 429 and 5xx, the request's deadline); gax's own would retry past it.
-    clientConfig: { interfaces: { 'google.iam.credentials.v1.IAMCredentials': { methods: { GenerateAccessToken: { retry_codes_name: 'non_idempotent' } } } } },
-  };
-  return new IAMCredentialsClient(options);
-}
-
+/** A BrokerError is already our verdict on an answer (e.g. a 200 without a token): asking again would not change it. */
 function retryable(error: unknown): boolean {
+  if (isBrokerError(error)) return false;
   return error instanceof AttemptTimedOut || describeFailure(error).kind === 'transient';
-}
-
-function expirySeconds(value: unknown): number | undefined {
-  const seconds = Number((value as { seconds?: unknown } | null | undefined)?.seconds);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
 }
 
 export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMinter {
   refuseSdkDebugLogging(options.env);
   const baseUrl = new URL(options.iamCredentialsUrl);
   const auth = options.auth ?? applicationDefaultCredentials({ ...(options.env === undefined ? {} : { env: options.env }) });
-  const client = createClient(baseUrl, auth);
+  const client = (options.client ?? createDirectIamClient)(baseUrl, auth);
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
   const timeoutMs = options.timeoutMs ?? 5000;
   let identity: Promise<string> | undefined;
@@ -90,7 +71,7 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
 
   /** Whether a failure came from the mint call itself rather than from getting the broker's own token first. */
   function isMintCall(failure: GoogleFailure, plan: GoogleMint): boolean {
-    return failure.url === undefined || failure.url === `${origin}/v1/projects/-/serviceAccounts/${encodeURIComponent(plan.serviceAccount)}:generateAccessToken`;
+    return failure.url === undefined || failure.url === `${origin}${generateAccessTokenPath(plan.serviceAccount)}`;
   }
 
   async function explain(failure: GoogleFailure, plan: GoogleMint): Promise<string> {
@@ -119,24 +100,16 @@ export function createGoogleTokenMinter(options: GoogleMinterOptions): GoogleMin
     async mint(plan, _context, signal) {
       // A zero Duration would mean "the default hour" to Google: never ask for it.
       if (plan.lifetimeSeconds < 1) throw new BrokerError('token_expired', 'the ID token expires before a Google access token could be used');
-      const request = {
-        name: `projects/-/serviceAccounts/${plan.serviceAccount}`,
-        scope: [...plan.scopes],
-        lifetime: { seconds: plan.lifetimeSeconds },
-        delegates: plan.delegates.map((email) => `projects/-/serviceAccounts/${email}`),
-      };
-      let response: { accessToken?: string | null; expireTime?: unknown };
+      const request = { serviceAccount: plan.serviceAccount, scopes: plan.scopes, lifetimeSeconds: plan.lifetimeSeconds, delegates: plan.delegates };
+      const deadline = signal ?? AbortSignal.timeout(timeoutMs);
+      let token: GeneratedAccessToken;
       try {
-        [response] = await withRetries(() => client.generateAccessToken(request), retryable, signal ?? AbortSignal.timeout(timeoutMs), policy);
+        token = await withRetries(() => client.generateAccessToken(request, deadline, policy.attemptTimeoutMs), retryable, deadline, policy);
       } catch (err) {
         throw await translate(err, plan);
       }
-      const expires = expirySeconds(response.expireTime);
-      if (typeof response.accessToken !== 'string' || response.accessToken.length === 0 || expires === undefined) {
-        throw new BrokerError('upstream_unavailable', 'Google IAM Credentials answered without an access token or expiry');
-      }
       return {
-        accessToken: response.accessToken, expiresAt: new Date(expires * 1000), serviceAccount: plan.serviceAccount, scopes: [...plan.scopes],
+        accessToken: token.accessToken, expiresAt: token.expiresAt, serviceAccount: plan.serviceAccount, scopes: [...plan.scopes],
         ...(plan.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: plan.spannerDatabaseRole }),
       };
     },
