@@ -77,7 +77,9 @@ describe('exchange --grant google', () => {
       env: { ...process.env, BROKER_ID_TOKEN: idToken },
       timeout: 30_000,
     });
-    assert.match(stderr, /refreshing in the background until .* \(pid \d+; log .*refresh\.log\)/);
+    const pid = /refreshing in the background until .* \(pid (\d+); log .*refresh\.log\)/.exec(stderr)?.[1];
+    assert.ok(pid, stderr);
+    assert.equal(readFileSync(join(out, 'refresh.pid'), 'utf8'), `${pid}\n`, 'refresh.pid names the worker, for a job that stops it itself');
     const first = readFileSync(file, 'utf8');
     const firstInode = statSync(file).ino;
     // Read the file as a consumer would, over and over, while the worker rewrites it: always a whole token.
