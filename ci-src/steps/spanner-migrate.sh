@@ -3,10 +3,10 @@
 # request pipeline (or OIDC_BROKER_DRY_RUN=true) only prints the plan.
 OIDC_BROKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/oidc-broker.XXXXXX")"
 export OIDC_BROKER_DIR
-broker exchange --broker "$OIDC_BROKER_URL" --grants-json "$OIDC_BROKER_GRANTS" --out "$OIDC_BROKER_DIR" --dotenv "$OIDC_BROKER_DIR/broker.env" --refresh
 # A shell executor does not end the job's processes: stop the refresh worker once the migration is over, and leave no
 # credentials behind.
 trap 'kill "$(cat "$OIDC_BROKER_DIR/refresh.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$OIDC_BROKER_DIR"' EXIT
+broker exchange --broker "$OIDC_BROKER_URL" --grants-json "$OIDC_BROKER_GRANTS" --out "$OIDC_BROKER_DIR" --dotenv "$OIDC_BROKER_DIR/broker.env" --refresh
 set -a
 # shellcheck source=/dev/null # written by the exchange above
 . "$OIDC_BROKER_DIR/broker.env"
