@@ -1,6 +1,6 @@
 /**
  * Writes the README's `## Components` section from the component specs (`npm run readme:components`): per component
- * what it does (the template's first comment line), a usage example, and its inputs table. A test fails when the README
+ * what it does (the template's leading comment), a usage example, and its inputs table. A test fails when the README
  * and the specs drift.
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
@@ -49,7 +49,9 @@ export async function readComponentSpecs(root: string = ROOT): Promise<Component
   const specs: ComponentSpec[] = [];
   for (const name of (await readdir(join(root, 'templates'))).sort()) {
     const text = await readFile(join(root, 'templates', name, 'template.yml'), 'utf8');
-    const summary = /^#\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '';
+    // The leading comment block, without the generator's note.
+    const leading = text.slice(0, text.search(/^[^#]/m));
+    const summary = leading.split('\n').map((line) => line.replace(/^#\s?/, '').trim()).filter((line) => line && !line.startsWith('Generated from ')).join(' ');
     const header = parse(text.split(/^---\s*$/m)[0] ?? '') as { spec?: { inputs?: Record<string, InputSpec> } };
     specs.push({ name, summary, inputs: header.spec?.inputs ?? {} });
   }
@@ -57,7 +59,7 @@ export async function readComponentSpecs(root: string = ROOT): Promise<Component
 }
 
 const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
-const code = (value: unknown): string => `\`${cell(typeof value === 'string' ? value : JSON.stringify(value))}\``;
+const code = (value: unknown): string => `\`${cell(typeof value === 'string' && value !== '' ? value : JSON.stringify(value))}\``;
 
 function inputType(spec: InputSpec): string {
   const parts = [spec.type ?? 'string'];

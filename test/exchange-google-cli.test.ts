@@ -68,22 +68,25 @@ describe('exchange --grant google', () => {
     assert.deepEqual(readdirSync(out).filter((name) => name.endsWith('.tmp')), []);
   });
 
-  it('with --refresh, rewrites the token file atomically before it expires, in the background, until the session ends', { timeout: 60_000 }, async () => {
+  it('with --refresh, rewrites the token file atomically before it expires, in the background, until the session ends', { timeout: 120_000 }, async () => {
     const out = join(dir, 'refreshed');
     const file = join(out, 'google-access-token');
-    // An ID token with 12 s left: the session (and every token) ends with it, so the worker refreshes a few times, fast.
-    const idToken = await gb.h.gitlab.token(AUDIENCE, { exp: Math.floor(Date.now() / 1000) + 12 });
+    // An ID token with 30 s left: the session (and every token) ends with it, so the worker refreshes a few times, fast.
+    // (Not less: on a loaded machine the CLI alone can take 10 s to start, and a token about to expire is refused.)
+    const idToken = await gb.h.gitlab.token(AUDIENCE, { exp: Math.floor(Date.now() / 1000) + 30 });
     const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'exchange', '--broker', gb.h.url, '--grant', 'google', '--out', out, '--refresh'], {
       env: { ...process.env, BROKER_ID_TOKEN: idToken },
       timeout: 30_000,
     });
-    assert.match(stderr, /refreshing in the background until .* \(pid \d+; log .*refresh\.log\)/);
+    const pid = /refreshing in the background until .* \(pid (\d+); log .*refresh\.log\)/.exec(stderr)?.[1];
+    assert.ok(pid, stderr);
+    assert.equal(readFileSync(join(out, 'refresh.pid'), 'utf8'), `${pid}\n`, 'refresh.pid names the worker, for a job that stops it itself');
     const first = readFileSync(file, 'utf8');
     const firstInode = statSync(file).ino;
     // Read the file as a consumer would, over and over, while the worker rewrites it: always a whole token.
     const seen = new Set<string>([first]);
     const log = join(out, 'refresh.log');
-    const deadline = Date.now() + 25_000;
+    const deadline = Date.now() + 50_000;
     while (Date.now() < deadline && !/no further refresh|stopping/.test(readFileSync(log, 'utf8'))) {
       const content = readFileSync(file, 'utf8');
       assert.ok(gb.google.issued.has(content), `a partial or unknown token was read: ${content.length} chars`);

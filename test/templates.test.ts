@@ -83,7 +83,7 @@ describe('classic templates (ci-templates/)', () => {
     const validate = await ciValidator();
     const document = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, unknown>;
     assert.ok(validate(document), JSON.stringify(validate.errors?.slice(0, 3)));
-    for (const job of ['.oidc-broker-login', '.oidc-broker-deploy-gate']) assert.ok(document[job], job);
+    for (const job of ['.oidc-broker-login', '.oidc-broker-deploy-gate', '.oidc-broker-spanner-migrate']) assert.ok(document[job], job);
   });
 
   it('run the CLI image of the release they are part of (the tag is package.json\'s version)', async () => {
@@ -95,13 +95,14 @@ describe('classic templates (ci-templates/)', () => {
 
 describe('every CLI flag the templates\' scripts pass exists in that command', () => {
   const BIN = `${ROOT}dist/src/cli/main.js`;
-  const files = ['templates/login/template.yml', 'templates/deploy-gate/template.yml', 'ci-templates/oidc-broker.gitlab-ci.yml'];
+  const files = ['templates/login/template.yml', 'templates/deploy-gate/template.yml', 'templates/spanner-migrate/template.yml', 'ci-templates/oidc-broker.gitlab-ci.yml'];
   for (const file of files) {
     it(file, async () => {
-      const calls = [...(await readFile(`${ROOT}${file}`, 'utf8')).matchAll(/\bbroker (\w+) (.*)$/gm)];
+      // `broker exchange …`, `broker spanner migrate …`: the command, with its subcommand if it has one.
+      const calls = [...(await readFile(`${ROOT}${file}`, 'utf8')).matchAll(/^\s*broker (\w+(?: [a-z]+)?) (.*)$/gm)];
       assert.ok(calls.length > 0, 'no oidc-broker call found');
       for (const [, command, rest] of calls) {
-        const help = execFileSync(process.execPath, [BIN, command as string, '--help'], { encoding: 'utf8' });
+        const help = execFileSync(process.execPath, [BIN, ...(command as string).split(' '), '--help'], { encoding: 'utf8' });
         for (const flag of (rest as string).match(/--[a-z][a-z-]*/g) ?? []) assert.match(help, new RegExp(`${flag}\\b`), `${command} has no ${flag}`);
       }
     });

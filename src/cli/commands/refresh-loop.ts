@@ -6,7 +6,7 @@
  * refuses (the job finished, an approval was withdrawn): a refusal is final, an outage is retried.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, openSync } from 'node:fs';
+import { appendFileSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -86,8 +86,8 @@ export async function refreshLoop(options: RefreshLoopOptions): Promise<number> 
 
 /**
  * Start the worker: this CLI again, with `--refresh-worker`, the plan on its stdin (never on its command line, where
- * `ps` would show the session), its output in `<out>/refresh.log`. It stays in the job's process group, so the runner
- * stops it with the job; it is not waited for.
+ * `ps` would show the session), its output in `<out>/refresh.log`, its process id in `<out>/refresh.pid`. It stays in
+ * the job's process group, so the runner stops it with the job; it is not waited for.
  */
 export async function startRefreshWorker(args: readonly string[], plan: RefreshPlan, out: string): Promise<number> {
   const logFile = join(out, 'refresh.log');
@@ -100,5 +100,8 @@ export async function startRefreshWorker(args: readonly string[], plan: RefreshP
     (child.stdin as NonNullable<typeof child.stdin>).end(JSON.stringify(plan), () => resolve());
   });
   child.unref();
+  // A runner that does not end the job's process group (a shell executor) leaves the worker running: the job's script
+  // can stop it with this file once it needs no more fresh credentials.
+  if (child.pid !== undefined) writeFileSync(join(out, 'refresh.pid'), `${child.pid}\n`, { mode: 0o600 });
   return child.pid ?? 0;
 }

@@ -1,0 +1,1 @@
+CREATE INDEX releases_by_time ON releases (created_at DESC);
