@@ -11,18 +11,6 @@ import { startApprovalsBroker, type ApprovalsBroker } from './support/approvals-
 import { runCli } from './support/cli-run.js';
 import type { ApprovalsApiData } from './support/gitlab-approvals-api.js';
 
-const POLICY = `
-version: 1
-rules:
-  - name: payments-deploy-production
-    when: { project_id: "20", ref_path: refs/heads/main, environment: production }
-    require:
-      deploymentApprovals: { min: 1, fromGroups: [payments/release] }
-      mergeRequestApprovals: { min: 2, fromGroups: [payments/reviewers], fresh: true }
-    grant:
-      token: { audiences: [https://deploy-api.internal] }
-`;
-
 let broker: ApprovalsBroker;
 /** A verify job: GitLab made no deployment for it; the MR that brought the commit is approved. */
 const verifyJob = (): ApprovalsApiData => approvalData({ mergeRequests: [mergeRequestOf()] });
@@ -30,7 +18,7 @@ const BODY = { grants: { token: {} } };
 const gate = (token: string, ...extra: string[]) => runCli(['gate', '--broker', broker.h.url, '--grant', 'token', ...extra], { BROKER_ID_TOKEN: token });
 
 before(async () => {
-  broker = await startApprovalsBroker(POLICY, verifyJob());
+  broker = await startApprovalsBroker(verifyJob());
 });
 after(() => broker.close());
 
@@ -83,7 +71,7 @@ describe('oidc-broker gate', () => {
     broker.answer(verifyJob());
     const result = await gate(await broker.idToken());
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /allowed by rule payments-deploy-production/);
+    assert.match(result.stdout, /allowed by rule payments-migrate-production/);
     assert.match(result.stdout, /deploymentApprovals: checked when the deploy job runs \(needs 1 from payments\/release\)/);
   });
 
@@ -101,7 +89,7 @@ describe('oidc-broker gate', () => {
     assert.equal(result.code, 0, result.stderr);
     const verdict = JSON.parse(result.stdout) as { pass: boolean; rule: string; deferred: string[] };
     assert.equal(verdict.pass, true);
-    assert.equal(verdict.rule, 'payments-deploy-production');
+    assert.equal(verdict.rule, 'payments-migrate-production');
     assert.equal(verdict.deferred.length, 1);
   });
 });

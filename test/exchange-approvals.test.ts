@@ -18,27 +18,11 @@ import {
 import { startApprovalsBroker, type ApprovalsBroker } from './support/approvals-broker.js';
 import type { ApprovalsApiData } from './support/gitlab-approvals-api.js';
 
-const POLICY = `
-version: 1
-rules:
-  - name: payments-migrate-production
-    when:
-      project_id: "20"
-      ref_path: refs/heads/main
-      ref_protected: "true"
-      environment: production
-    require:
-      deploymentApprovals: { min: 1, fromGroups: [payments/release] }
-      mergeRequestApprovals: { min: 2, fromGroups: [payments/reviewers], fresh: true }
-    grant:
-      token: { audiences: [https://deploy-api.internal] }
-`;
-
 let broker: ApprovalsBroker;
 const withDeployment = (data: ApprovalsApiData): ApprovalsApiData => ({ ...data, deployments: [deploymentOf()] });
 
 before(async () => {
-  broker = await startApprovalsBroker(POLICY);
+  broker = await startApprovalsBroker();
 });
 after(() => broker.close());
 

@@ -1,6 +1,6 @@
 /**
  * The stand-in GitLab answering the approval scenarios (support/approval-scenarios.ts) to the broker's API token, and a
- * broker running a given policy against it: the setup of every suite that gates on approvals end to end.
+ * broker running the approvals rule against it: the setup of every suite that gates on approvals end to end.
  */
 import { fullyApproved, scenarioClaims } from './approval-scenarios.js';
 import { mountApprovalsApi, type ApprovalsApiData, type ApprovalsApiHandle } from './gitlab-approvals-api.js';
@@ -34,14 +34,31 @@ export async function startApprovalsGitLab(initial: ApprovalsApiData = fullyAppr
   };
 }
 
+/** The rule the approval scenarios are written for: one release approval of the deployment, two fresh reviews of the MR. */
+export const APPROVALS_POLICY = `
+version: 1
+rules:
+  - name: payments-migrate-production
+    when:
+      project_id: "20"
+      ref_path: refs/heads/main
+      ref_protected: "true"
+      environment: production
+    require:
+      deploymentApprovals: { min: 1, fromGroups: [payments/release] }
+      mergeRequestApprovals: { min: 2, fromGroups: [payments/reviewers], fresh: true }
+    grant:
+      token: { audiences: [https://deploy-api.internal] }
+`;
+
 export interface ApprovalsBroker extends ApprovalsGitLab {
-  /** The broker, running `policy` against the stand-in GitLab. */
+  /** The broker, running APPROVALS_POLICY against the stand-in GitLab. */
   readonly h: Harness;
 }
 
-export async function startApprovalsBroker(policy: string, initial?: ApprovalsApiData): Promise<ApprovalsBroker> {
+export async function startApprovalsBroker(initial?: ApprovalsApiData): Promise<ApprovalsBroker> {
   const stand = await startApprovalsGitLab(initial);
-  const h = await startHarness({ gitlab: stand.gitlab, policy });
+  const h = await startHarness({ gitlab: stand.gitlab, policy: APPROVALS_POLICY });
   return {
     ...stand,
     h,
