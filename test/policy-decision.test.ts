@@ -2,14 +2,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ApprovalUser, MergeRequestFacts } from '../src/core/approvals.js';
-import { parsePrincipal } from '../src/core/claims.js';
 import { compilePolicy, type CompiledPolicy } from '../src/core/policy/compile.js';
 import { decide, factNeeds, preEvaluate, reasonsFor, type RuleEvaluation } from '../src/core/policy/evaluate.js';
-import { defaultIdTokenClaims, withOverrides } from '../src/dev/token-factory.js';
+import { principalOf } from './support/principals.js';
 
 const NOW = new Date('2025-06-01T13:00:00.000Z');
-const principal = (overrides: Record<string, unknown> = {}) =>
-  parsePrincipal(withOverrides(defaultIdTokenClaims({ issuer: 'https://gitlab.example.com', audience: 'b' }), overrides), 'b');
+const principal = principalOf;
 const policyOf = (...rules: object[]): CompiledPolicy => compilePolicy([{ source: 'p.yaml', data: { version: 1, rules } }]);
 const conditionsOf = (evaluation: RuleEvaluation | undefined) =>
   (evaluation?.conditions ?? []).map((condition) => [condition.name, condition.ok, condition.skipped ?? false]);
