@@ -49,7 +49,9 @@ export function scenarioClaims(): Record<string, string> {
 
 /** The verified principal of the scenario's job; `overrides` with an undefined value removes a claim. */
 export function scenarioPrincipal(overrides: Record<string, string | undefined> = {}): GitLabPrincipal {
-  const claims: Record<string, unknown> = { ...scenarioClaims(), sub: `project_path:${SCENARIO.projectPath}:ref_type:branch:ref:main`, jti: 'scenario-jti' };
+  const claims: Record<string, unknown> = {
+    ...scenarioClaims(), sub: `project_path:${SCENARIO.projectPath}:ref_type:branch:ref:main`, jti: 'scenario-jti', exp: 2_000_000_000, iat: 1_700_000_000, nbf: null,
+  };
   for (const [key, value] of Object.entries(overrides)) claims[key] = value ?? null;
   return principalOf(claims);
 }
