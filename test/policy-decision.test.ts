@@ -36,19 +36,19 @@ describe('which patterns run', () => {
   // Compiled in claim order: the ref_path pattern comes before the job_project_path one, and the project pattern still runs first.
   const policy = policyOf({
     name: 'payments',
-    when: { ref_path: { glob: 'refs/heads/*' }, job_project_path: { glob: 'payments/*' }, environment: ['production', 'staging'] },
+    when: { ref_type: 'branch', ref_path: { glob: 'refs/heads/*' }, job_project_path: { glob: 'payments/*' }, environment: ['production', 'staging'] },
     grant: { token: { audiences: ['a'] } },
   });
 
-  it('a failed project pattern leaves the other patterns unevaluated, whatever their order; lists are evaluated as exact values', () => {
+  it('a failed project pattern leaves the other patterns unevaluated, whatever their order; strings and lists are evaluated as exact values', () => {
     const [evaluation] = preEvaluate(policy, principal({ job_project_path: 'mallory/x' }), { token: {} }).evaluations;
-    assert.deepEqual(conditionsOf(evaluation), [['ref_path', false, true], ['job_project_path', false, false], ['environment', true, false]]);
-    assert.equal(evaluation?.conditions[0]?.expected, 'glob refs/heads/* (not evaluated: a project condition failed)');
+    assert.deepEqual(conditionsOf(evaluation), [['ref_type', true, false], ['ref_path', false, true], ['job_project_path', false, false], ['environment', true, false]]);
+    assert.equal(evaluation?.conditions[1]?.expected, 'glob refs/heads/* (not evaluated: a project condition failed)');
   });
 
   it('a project pattern that holds lets the others run', () => {
     const preliminary = preEvaluate(policy, principal({ environment: 'production' }), { token: {} });
-    assert.deepEqual(conditionsOf(preliminary.evaluations[0]), [['ref_path', true, false], ['job_project_path', true, false], ['environment', true, false]]);
+    assert.deepEqual(conditionsOf(preliminary.evaluations[0]), [['ref_type', true, false], ['ref_path', true, false], ['job_project_path', true, false], ['environment', true, false]]);
     assert.deepEqual(preliminary.candidates.map((rule) => rule.name), ['payments']);
   });
 });
@@ -74,6 +74,14 @@ describe('approval requirements in decisions', () => {
     const decision = decide(preEvaluate(approvalRule({ mergeRequestApprovals: { min: 1, fresh: false } }), own, { token: {} }), { approvals: { mergeRequest } }, NOW);
     assert.equal(decision.allowed, true);
     assert.deepEqual(decision.allowed ? decision.approvals : undefined, { mergeRequest: { iid: 7, approvedBy: ['rev'] } });
+    assert.deepEqual(decision.evaluations.map((evaluation) => [evaluation.rule, evaluation.requirements.map((requirement) => [requirement.name, requirement.ok])]),
+      [['approved', [['sameProject', true], ['mergeRequestApprovals', true]]]]);
+  });
+
+  it('says when deferred deployment approvals without groups are checked', () => {
+    const decision = decide(preEvaluate(approvalRule({ deploymentApprovals: { min: 1 } }), own, { token: {} }), { approvals: {} }, NOW, { deferDeploymentApprovals: true });
+    assert.equal(decision.allowed, true);
+    assert.deepEqual(decision.evaluations[0]?.requirements[1], { name: 'deploymentApprovals', ok: true, deferred: true, detail: 'checked when the deploy job runs (needs 1)' });
   });
 
   it('answers approval_required when merge request approvals are what fails, and says when deferred deployment approvals are checked', () => {
@@ -85,5 +93,16 @@ describe('approval requirements in decisions', () => {
       { name: 'deploymentApprovals', ok: true, deferred: true, detail: 'checked when the deploy job runs (needs 2 from payments/release, payments/ops)' },
       { name: 'mergeRequestApprovals', ok: false, detail: 'merge request approvals were not looked up' },
     ]);
+  });
+});
+
+describe('the same-project requirement in explanations', () => {
+  const rule = (require: object) => policyOf({ name: 'r', when: { project_id: '20' }, require: { jobRunning: false, ...require }, grant: { token: { audiences: ['a'] } } });
+  const sameProject = (policy: CompiledPolicy, overrides: Record<string, unknown>) =>
+    decide(preEvaluate(policy, principal(overrides), { token: {} }), { approvals: {} }, NOW).evaluations[0]?.requirements[0];
+
+  it('says when it is not required, and when a pipeline without job_project_id passes it', () => {
+    assert.deepEqual(sameProject(rule({ sameProject: false }), {}), { name: 'sameProject', ok: true, detail: 'not required' });
+    assert.deepEqual(sameProject(rule({}), { job_project_id: null, pipeline_source: 'push' }), { name: 'sameProject', ok: true, detail: 'job_project_id absent; not a merge request pipeline' });
   });
 });
