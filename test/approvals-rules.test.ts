@@ -82,13 +82,26 @@ const mergeRequestCases: MergeRequestCase[] = [
   { name: 'a missing diff version time fails closed when fresh is required', mr: mergeRequest({ latestVersionAt: undefined }), ok: false, detail: /no diff version time/ },
   { name: 'a squash-merged MR counts', mr: mergeRequest({ mergeCommitSha: null, squashCommitSha: SCENARIO.sha }), ok: true, detail: /has 2/ },
   { name: 'a fast-forward merged MR counts through its head sha', mr: mergeRequest({ mergeCommitSha: null, sha: SCENARIO.sha }), ok: true, detail: /has 2/ },
-  { name: 'an MR merged into another branch never counts', mr: mergeRequest({ targetBranch: 'release' }), ok: false, detail: /merged into refs\/heads\/release, not refs\/heads\/main/ },
+  { name: 'an MR merged into another branch never counts', mr: mergeRequest({ targetBranch: 'release' }), ok: false, detail: /^merge request !42 was merged into refs\/heads\/release, not refs\/heads\/main$/ },
   { name: 'an MR for a tag pipeline never counts', claims: { ref: 'v1', ref_type: 'tag', ref_path: 'refs/tags/v1' }, ok: false, detail: /not refs\/tags\/v1/ },
-  { name: 'an open MR never counts', mr: mergeRequest({ state: 'opened' }), ok: false, detail: /is opened, not merged/ },
-  { name: 'an MR that did not produce the commit never counts', mr: mergeRequest({ mergeCommitSha: 'c'.repeat(40) }), ok: false, detail: /did not produce commit/ },
+  { name: 'an open MR never counts', mr: mergeRequest({ state: 'opened' }), ok: false, detail: /^merge request !42 is opened, not merged$/ },
+  { name: 'an MR that did not produce the commit never counts', mr: mergeRequest({ mergeCommitSha: 'c'.repeat(40) }), ok: false, detail: /^merge request !42 did not produce commit / },
   { name: 'no merged MR denies', mr: null, ok: false, detail: /no merged merge request brought/ },
   { name: 'bots and blocked users never count', spec: { min: 1 }, mr: mergeRequest({ approvals: [{ user: user(USERS.tokenBot), at: fresh(5) }, { user: user(USERS.blocked), at: fresh(5) }] }), ok: false,
     detail: /project_20_bot_5f2e \(bot\), gone \(not active\)/ },
+  { name: 'the triggerer counts when excludeTriggerer is false', spec: { min: 1, excludeTriggerer: false }, mr: mergeRequest({ approvals: [{ user: user(USERS.alice), at: fresh(5) }] }), ok: true, detail: /^merge request !42 needs 1 approval from payments\/reviewers excluding the author and committers given after/ },
+  { name: 'an approver who made any one of several commits does not count', spec: { min: 1 },
+    mr: mergeRequest({ committers: [{ name: 'Erin Author' }, { username: 'dave' }], approvals: [{ user: user(USERS.dave), at: fresh(5) }] }), ok: false, detail: /dave \(committer\)/ },
+  { name: 'without fresh the text names no push', spec: { fresh: false }, ok: true, detail: /^merge request !42 needs 2 approvals from payments\/reviewers excluding the author, the triggerer and committers; has 2: carol, dave$/ },
+  { name: 'an approval time that cannot be read is stale', spec: { min: 1 }, mr: mergeRequest({ approvals: [{ user: user(USERS.carol), at: 'yesterday' }] }), ok: false, detail: /carol \(approved before the last push\)/ },
+  { name: 'a person approving twice is counted and shown once, with the first approval', spec: { min: 1 },
+    mr: mergeRequest({ approvals: [{ user: user(USERS.carol), at: fresh(5) }, { user: user(USERS.carol), at: fresh(-10) }] }), ok: true, detail: /has 1: carol$/, approvers: ['carol'] },
+  { name: 'a person not counted twice is reported with the first reason', spec: { min: 1 },
+    mr: mergeRequest({ approvals: [{ user: user({ ...USERS.carol, state: 'blocked' }), at: fresh(5) }, { user: user(USERS.carol), at: fresh(-10) }] }), ok: false, detail: /has 0; not counted: carol \(not active\)$/ },
+  { name: 'an approver outside several groups is told all of them', spec: { min: 1, fromGroups: [GROUPS.release, GROUPS.reviewers] }, mr: mergeRequest({ approvals: [{ user: user(USERS.frank), at: fresh(5) }] }), ok: false,
+    detail: /frank \(not in payments\/release or payments\/reviewers\)$/ },
+  { name: 'a group nobody was found in counts nobody', spec: { min: 1, fromGroups: ['payments/unknown', GROUPS.reviewers] }, mr: mergeRequest({ approvals: [{ user: user(USERS.frank), at: fresh(5) }] }), ok: false,
+    detail: /frank \(not in payments\/unknown or payments\/reviewers\)$/ },
 ];
 
 describe('merge request approval rules', () => {
@@ -103,8 +116,18 @@ describe('merge request approval rules', () => {
     });
   }
 
-  it('facts that were never fetched deny', () => {
-    assert.equal(evaluateMergeRequestApprovals(mrSpec(), principal(), {}, NOW).ok, false);
+  it('facts that were never fetched deny, with no approvers', () => {
+    const outcome = evaluateMergeRequestApprovals(mrSpec(), principal(), {}, NOW);
+    assert.equal(outcome.ok, false);
+    assert.match(outcome.detail, /^merge request approvals were not looked up$/);
+    assert.deepEqual(outcome.approvers, []);
+  });
+
+  it('group members that were never fetched count nobody', () => {
+    const outcome = evaluateMergeRequestApprovals(mrSpec({ min: 1 }), principal(), { mergeRequest: mergeRequest() }, NOW);
+    assert.equal(outcome.ok, false);
+    assert.match(outcome.detail, /has 0; not counted: carol \(not in payments\/reviewers\), dave \(not in payments\/reviewers\)$/);
+    assert.deepEqual(outcome.approvers, []);
   });
 });
 
@@ -122,6 +145,7 @@ const deploymentCases: DeploymentCase[] = [
   { name: 'too few approvals deny', spec: { min: 2 }, ok: false, detail: /needs 2 approvals .*has 1: bob/ },
   { name: 'a deployment approval for another job never counts', deployment: deployment({ jobId: '303' }), ok: false, detail: /deployment 900 is for job 303 in production, not job 302 in production/ },
   { name: 'a deployment approval for another environment never counts', deployment: deployment({ environment: 'staging' }), ok: false, detail: /in staging, not job 302 in production/ },
+  { name: 'every rejecter is named', deployment: deployment({ approvals: [{ user: user(USERS.carol), status: 'rejected', at: 'x' }, { user: user(USERS.dave), status: 'rejected', at: 'y' }] }), ok: false, detail: /^deployment 900 was rejected by carol, dave$/ },
   { name: 'a rejected deployment approval counts against', deployment: deployment({ approvals: [{ user: user(USERS.bob), status: 'approved', at: 'x' }, { user: user(USERS.carol), status: 'rejected', at: 'y' }] }), ok: false, detail: /rejected by carol/ },
   { name: 'the triggerer approving their own deployment does not count', deployment: deployment({ approvals: [{ user: user(USERS.alice), status: 'approved', at: 'x' }] }), ok: false, detail: /alice \(triggerer\)/ },
   { name: 'the triggerer counts when excludeTriggerer is false', spec: { excludeTriggerer: false }, deployment: deployment({ approvals: [{ user: user(USERS.alice), status: 'approved', at: 'x' }] }), ok: true, detail: /has 1: alice/ },
@@ -155,7 +179,26 @@ describe('committer identity matching', () => {
     ['a visible email matches case-insensitively', { email: 'Dave@Example.com' }, true],
     ['the display name matches case-insensitively', { name: ' DAVE REVIEWER ' }, true],
     ['another person does not match', { name: 'Carol Reviewer', email: 'carol@example.com' }, false],
+    ['another username does not match', { username: 'carol' }, false],
+    ['a noreply address after another address does not match', { email: 'carol@4-dave@users.noreply.gitlab.example.com' }, false],
     ['an empty identity does not match', {}, false],
   ];
   for (const [name, committer, expected] of table) it(name, () => assert.equal(isSameIdentity(dave, committer), expected));
+});
+
+describe('committer identity matching with what GitLab leaves out', () => {
+  it('a noreply address with a user id of several digits matches', () => {
+    assert.equal(isSameIdentity({ id: '14', username: 'nina', bot: false, blocked: false }, { email: '14-n@users.noreply.gitlab.example.com' }), true);
+  });
+
+  it('a user whose emails GitLab did not show matches by name only', () => {
+    const hidden: ApprovalUser = { id: '4', username: 'dave', name: 'Dave Reviewer', bot: false, blocked: false };
+    assert.equal(isSameIdentity(hidden, { email: 'dave@example.com' }), false);
+    assert.equal(isSameIdentity(hidden, { email: 'dave@example.com', name: 'dave reviewer' }), true);
+  });
+
+  it('a display name with spaces around it still matches, and a user without one matches no name', () => {
+    assert.equal(isSameIdentity({ id: '4', username: 'dave', name: '  Dave Reviewer ', bot: false, blocked: false }, { name: 'Dave Reviewer' }), true);
+    assert.equal(isSameIdentity({ id: '4', username: 'dave', bot: false, blocked: false }, { name: 'Dave Reviewer' }), false);
+  });
 });

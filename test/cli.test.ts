@@ -1,40 +1,13 @@
 /** The `oidc-broker` binary as a user runs it: help, policy check/test/explain, and dev mode end to end. */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { runCli, spawnCli } from './support/cli-run.js';
+import { freePort } from './support/free-port.js';
 
-const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const failed = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const run = (args: string[]) => runCli(args, {}, { timeoutMs: 60_000 });
 
 describe('oidc-broker policy', () => {
   let dir: string;
@@ -129,19 +102,11 @@ describe('oidc-broker policy', () => {
 describe('oidc-broker dev', () => {
   it('serves a development issuer; a dev token exchanges once and is then replayed', { timeout: 120_000 }, async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [BIN, 'dev', '--port', String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    // Waits for the banner itself (or the child's exit), not a fixed number of polls: on a loaded machine the dev
-    // broker's key and CA generation alone can take several seconds.
-    const started = new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('DEVELOPMENT MODE')) resolve();
-      });
-      child.once('exit', () => resolve());
-    });
+    const dev = spawnCli(['dev', '--port', String(port)]);
     try {
-      await started;
+      // On a loaded machine the dev broker's key and CA generation alone can take several seconds.
+      await dev.printed('DEVELOPMENT MODE', 100_000);
+      const output = dev.stdout;
       assert.match(output, /DEVELOPMENT MODE/);
       assert.match(output, /dev token/);
       const token = (await run(['dev', 'token', '--broker', `http://127.0.0.1:${port}`])).stdout.trim();
@@ -155,7 +120,7 @@ describe('oidc-broker dev', () => {
       const explained = await fetch(`http://127.0.0.1:${port}/v1/explain`, { method: 'POST', headers: { authorization: `Bearer ${staging}`, 'content-type': 'application/json' }, body: '{"grants":{"token":{}}}' });
       assert.equal(((await explained.json()) as { allowed: boolean }).allowed, false);
     } finally {
-      child.kill('SIGTERM');
+      dev.stop();
     }
   });
 

@@ -4,69 +4,37 @@
  * The broker runs for real against the stand-in GitLab; `oidc-broker gate` runs as a child process.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { judgeGate } from '../src/cli/gate-verdict.js';
-import { approvalData, deploymentOf, mergeRequestOf, scenarioClaims, selfApprovedMergeRequest } from './support/approval-scenarios.js';
-import { mountApprovalsApi, type ApprovalsApiData, type ApprovalsApiHandle } from './support/gitlab-approvals-api.js';
-import { API_TOKEN, startGitLab, type StandInGitLab } from './support/gitlab.js';
-import { startHarness, type Harness } from './support/harness.js';
-import { AUDIENCE } from './support/policies.js';
+import { approvalData, deploymentOf, mergeRequestOf, selfApprovedMergeRequest } from './support/approval-scenarios.js';
+import { startApprovalsBroker, type ApprovalsBroker } from './support/approvals-broker.js';
+import { runCli } from './support/cli-run.js';
+import type { ApprovalsApiData } from './support/gitlab-approvals-api.js';
 
-const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-const POLICY = `
-version: 1
-rules:
-  - name: payments-deploy-production
-    when: { project_id: "20", ref_path: refs/heads/main, environment: production }
-    require:
-      deploymentApprovals: { min: 1, fromGroups: [payments/release] }
-      mergeRequestApprovals: { min: 2, fromGroups: [payments/reviewers], fresh: true }
-    grant:
-      token: { audiences: [https://deploy-api.internal] }
-`;
-
-let gitlab: StandInGitLab;
-let api: ApprovalsApiHandle;
-let h: Harness;
-const withToken = (data: ApprovalsApiData): ApprovalsApiData => ({ ...data, token: API_TOKEN });
+let broker: ApprovalsBroker;
 /** A verify job: GitLab made no deployment for it; the MR that brought the commit is approved. */
-const verifyJob = (): ApprovalsApiData => withToken(approvalData({ mergeRequests: [mergeRequestOf()] }));
-const gateToken = () => gitlab.token(AUDIENCE, { ...scenarioClaims(), ci_config_ref_uri: null });
+const verifyJob = (): ApprovalsApiData => approvalData({ mergeRequests: [mergeRequestOf()] });
 const BODY = { grants: { token: {} } };
-
-function gate(token: string, ...extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, 'gate', '--broker', h.url, '--grant', 'token', ...extra], { env: { ...process.env, BROKER_ID_TOKEN: token }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
+const gate = (token: string, ...extra: string[]) => runCli(['gate', '--broker', broker.h.url, '--grant', 'token', ...extra], { BROKER_ID_TOKEN: token });
 
 before(async () => {
-  gitlab = await startGitLab({ extraRoutes: (router) => (api = mountApprovalsApi(router, verifyJob())) });
-  h = await startHarness({ gitlab, policy: POLICY });
+  broker = await startApprovalsBroker(verifyJob());
 });
-after(async () => {
-  await h.close();
-  await gitlab.close();
-});
+after(() => broker.close());
 
 describe('explain for a deploy gate', () => {
   it('without ?defer=, a verify job fails deployment approvals: there is no deployment for it', async () => {
-    api.setData(verifyJob());
-    const result = await h.call('/v1/explain', { token: await gateToken(), body: BODY });
+    broker.answer(verifyJob());
+    const result = await broker.h.call('/v1/explain', { token: await broker.idToken(), body: BODY });
     assert.equal(result.body.allowed, false);
     assert.equal(result.body.code, 'approval_required');
     assert.match(JSON.stringify(result.body.evaluations), /no deployment to production for job 302/);
   });
 
   it('with ?defer=deploymentApprovals, allows on the rest and marks deployment approvals as checked later, without asking GitLab for deployments', async () => {
-    api.setData(verifyJob());
-    api.calls.length = 0;
-    const result = await h.call('/v1/explain?defer=deploymentApprovals', { token: await gateToken(), body: BODY });
+    broker.answer(verifyJob());
+    broker.api.calls.length = 0;
+    const result = await broker.h.call('/v1/explain?defer=deploymentApprovals', { token: await broker.idToken(), body: BODY });
     assert.equal(result.status, 200, result.text);
     assert.equal(result.body.allowed, true);
     const [evaluation] = result.body.evaluations as Array<{ requirements: Array<{ name: string; ok: boolean; deferred?: boolean; detail: string }> }>;
@@ -74,54 +42,54 @@ describe('explain for a deploy gate', () => {
     assert.equal(deployment?.deferred, true);
     assert.match(String(deployment?.detail), /checked when the deploy job runs/);
     assert.ok(evaluation?.requirements.some((requirement) => requirement.name === 'mergeRequestApprovals' && requirement.ok && !requirement.deferred));
-    assert.deepEqual(api.calls.filter((call) => call.includes('/deployments')), []);
+    assert.deepEqual(broker.api.calls.filter((call) => call.includes('/deployments')), []);
   });
 
   it('still judges merge-request approvals early', async () => {
-    api.setData(withToken(selfApprovedMergeRequest()));
-    const result = await h.call('/v1/explain?defer=deploymentApprovals', { token: await gateToken(), body: BODY });
+    broker.answer(selfApprovedMergeRequest());
+    const result = await broker.h.call('/v1/explain?defer=deploymentApprovals', { token: await broker.idToken(), body: BODY });
     assert.equal(result.body.allowed, false);
     assert.equal(result.body.code, 'approval_required');
   });
 
   it('the exchange ignores ?defer=: no deployment approval, no credentials', async () => {
-    api.setData(verifyJob());
-    const result = await h.call('/v1/exchange?defer=deploymentApprovals', { token: await gateToken(), body: BODY });
+    broker.answer(verifyJob());
+    const result = await broker.h.call('/v1/exchange?defer=deploymentApprovals', { token: await broker.idToken(), body: BODY });
     assert.equal(result.status, 403);
     assert.equal(result.body.code, 'approval_required');
     assert.equal(result.body.grants, undefined);
   });
 
   it('the deploy job with an approved deployment still exchanges', async () => {
-    api.setData(withToken(approvalData({ deployments: [deploymentOf()], mergeRequests: [mergeRequestOf()] })));
-    assert.equal((await h.exchange(await gateToken())).status, 200);
+    broker.answer(approvalData({ deployments: [deploymentOf()], mergeRequests: [mergeRequestOf()] }));
+    assert.equal((await broker.h.exchange(await broker.idToken())).status, 200);
   });
 });
 
 describe('oidc-broker gate', () => {
   it('passes a rule that requires deployment approvals and says they are checked when the deploy job runs', async () => {
-    api.setData(verifyJob());
-    const result = await gate(await gateToken());
+    broker.answer(verifyJob());
+    const result = await gate(await broker.idToken());
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /allowed by rule payments-deploy-production/);
+    assert.match(result.stdout, /allowed by rule payments-migrate-production/);
     assert.match(result.stdout, /deploymentApprovals: checked when the deploy job runs \(needs 1 from payments\/release\)/);
   });
 
   it('fails with exit 1 and the reason when merge-request approvals are missing', async () => {
-    api.setData(withToken(selfApprovedMergeRequest()));
-    const result = await gate(await gateToken());
+    broker.answer(selfApprovedMergeRequest());
+    const result = await gate(await broker.idToken());
     assert.equal(result.code, 1);
     assert.match(result.stderr, /mergeRequestApprovals/);
     assert.match(result.stderr, /erin/);
   });
 
   it('--json prints the verdict for scripts', async () => {
-    api.setData(verifyJob());
-    const result = await gate(await gateToken(), '--json');
+    broker.answer(verifyJob());
+    const result = await gate(await broker.idToken(), '--json');
     assert.equal(result.code, 0, result.stderr);
     const verdict = JSON.parse(result.stdout) as { pass: boolean; rule: string; deferred: string[] };
     assert.equal(verdict.pass, true);
-    assert.equal(verdict.rule, 'payments-deploy-production');
+    assert.equal(verdict.rule, 'payments-migrate-production');
     assert.equal(verdict.deferred.length, 1);
   });
 });

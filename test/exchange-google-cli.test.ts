@@ -4,21 +4,16 @@
  * the token file atomically before it expires, until the session ends.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { Command } from 'commander';
-import { registerExchangeCommand } from '../src/cli/commands/exchange.js';
 import { nextRefreshAt, refreshLoop } from '../src/cli/commands/refresh-loop.js';
+import { runCli, runCliInProcess } from './support/cli-run.js';
 import { startGoogleBroker, TARGET, type GoogleBroker } from './support/google-broker.js';
 import { AUDIENCE } from './support/policies.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 let gb: GoogleBroker;
 let dir: string;
 
@@ -31,29 +26,11 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The CLI in-process; the exit code and stderr. */
-async function cli(args: string[], idToken: string): Promise<{ code: number; stderr: string }> {
-  const written: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? written.push(chunk) > 0 : write(chunk, ...rest))) as typeof process.stderr.write;
-  process.env.BROKER_ID_TOKEN = idToken;
-  try {
-    const program = new Command().exitOverride();
-    registerExchangeCommand(program);
-    await program.parseAsync(args, { from: 'user' });
-    return { code: Number(process.exitCode ?? 0), stderr: written.join('') };
-  } finally {
-    process.stderr.write = write;
-    process.exitCode = undefined;
-    delete process.env.BROKER_ID_TOKEN;
-  }
-}
-
 describe('exchange --grant google', () => {
   it('writes google-access-token (0600) and the dotenv lines for gcloud, Terraform and Spanner', async () => {
     const out = join(dir, 'once');
     const dotenv = join(dir, 'once.env');
-    const { code, stderr } = await cli(['exchange', '--broker', gb.h.url, '--grant', 'google', '--out', out, '--dotenv', dotenv], await gb.h.gitlab.token(AUDIENCE));
+    const { code, stderr } = await runCliInProcess(['exchange', '--broker', gb.h.url, '--grant', 'google', '--out', out, '--dotenv', dotenv], await gb.h.gitlab.token(AUDIENCE));
     assert.equal(code, 0, stderr);
     const file = join(out, 'google-access-token');
     const accessToken = readFileSync(file, 'utf8');
@@ -74,10 +51,8 @@ describe('exchange --grant google', () => {
     // An ID token with 30 s left: the session (and every token) ends with it, so the worker refreshes a few times, fast.
     // (Not less: on a loaded machine the CLI alone can take 10 s to start, and a token about to expire is refused.)
     const idToken = await gb.h.gitlab.token(AUDIENCE, { exp: Math.floor(Date.now() / 1000) + 30 });
-    const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'exchange', '--broker', gb.h.url, '--grant', 'google', '--out', out, '--refresh'], {
-      env: { ...process.env, BROKER_ID_TOKEN: idToken },
-      timeout: 30_000,
-    });
+    const { code, stderr } = await runCli(['exchange', '--broker', gb.h.url, '--grant', 'google', '--out', out, '--refresh'], { BROKER_ID_TOKEN: idToken });
+    assert.equal(code, 0, stderr);
     const pid = /refreshing in the background until .* \(pid (\d+); log .*refresh\.log\)/.exec(stderr)?.[1];
     assert.ok(pid, stderr);
     assert.equal(readFileSync(join(out, 'refresh.pid'), 'utf8'), `${pid}\n`, 'refresh.pid names the worker, for a job that stops it itself');

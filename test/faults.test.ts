@@ -16,7 +16,7 @@ import { assertDenied, waitForAudit } from './support/assertions.js';
 import { startGoogleBroker, type GoogleBroker } from './support/google-broker.js';
 import { startHarness, type CallResult, type Harness } from './support/harness.js';
 import { AUDIENCE } from './support/policies.js';
-import { freePort } from './support/redis.js';
+import { freePort } from './support/free-port.js';
 
 const allGrants = () => ({ google: {}, linkerd: { csr: generateKeyAndRequest().csrPem }, token: {} });
 

@@ -10,9 +10,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Command } from 'commander';
 import { createEphemeralCa, type EphemeralCa } from '../src/adapters/ca/ephemeral.js';
-import { registerExchangeCommand, registerGateCommand } from '../src/cli/commands/exchange.js';
+import { runCliInProcess } from './support/cli-run.js';
 import { IDENTITY, NAMING, contextAt, minutesAfter, planFor, scratchDir } from './linkerd-fixtures.js';
 
 type Scenario = 'allow' | 'deny' | 'unavailable' | 'malformed';
@@ -64,28 +63,7 @@ describe('exchange and gate commands', () => {
   });
   after(() => server.close());
 
-  /** Runs the CLI in-process; returns the exit code and what it wrote to stderr. */
-  async function cli(args: string[], token: string | undefined = 'test.id.token'): Promise<{ code: number; stderr: string }> {
-    const written: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
-      typeof chunk === 'string' ? written.push(chunk) > 0 : write(chunk, ...rest)) as typeof process.stderr.write;
-    const saved = process.env.BROKER_ID_TOKEN;
-    if (token === undefined) delete process.env.BROKER_ID_TOKEN;
-    else process.env.BROKER_ID_TOKEN = token;
-    try {
-      const program = new Command().exitOverride();
-      registerExchangeCommand(program);
-      registerGateCommand(program);
-      await program.parseAsync(args, { from: 'user' });
-      return { code: Number(process.exitCode ?? 0), stderr: written.join('') };
-    } finally {
-      process.stderr.write = write;
-      process.exitCode = undefined;
-      if (saved === undefined) delete process.env.BROKER_ID_TOKEN;
-      else process.env.BROKER_ID_TOKEN = saved;
-    }
-  }
+  const cli = (args: string[], token: string | undefined = 'test.id.token') => runCliInProcess(args, token);
 
   it('writes the certificate, a 0600 key that matches it, the anchors and a dotenv, and never sends the key', async () => {
     scenario = 'allow';

@@ -3,25 +3,14 @@
  * be loaded (its URL and the cause) at start and while unready, and a refused exchange's code at warn, never the token.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { generateSigningJwks } from '../src/adapters/jwt/signer.js';
-
-const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { spawnCli, type CliProcess } from './support/cli-run.js';
+import { freePort } from './support/free-port.js';
 
 async function waitFor(check: () => boolean, what: string): Promise<void> {
   for (let attempt = 0; attempt < 600 && !check(); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -30,9 +19,15 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
 
 describe('oidc-broker serve: operational log', () => {
   let dir: string;
-  let lines: Record<string, unknown>[] = [];
-  let raw = '';
-  let child: ReturnType<typeof spawn>;
+  let serve: CliProcess;
+  /** The stderr lines so far, each parsed as JSON or kept as `notJson`. */
+  const lines = (): Record<string, unknown>[] => serve.stderr.split('\n').filter(Boolean).map((line) => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return { notJson: line };
+    }
+  });
   let port: number;
   let deadIssuer: string;
 
@@ -50,50 +45,40 @@ describe('oidc-broker serve: operational log', () => {
       'signing: { keysFile: keys.json }',
       '',
     ].join('\n'));
-    child = spawn(process.execPath, [BIN, 'serve', '--config', join(dir, 'broker.yaml')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      raw += chunk.toString();
-      lines = raw.split('\n').filter(Boolean).map((line) => {
-        try {
-          return JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          return { notJson: line };
-        }
-      });
-    });
+    serve = spawnCli(['serve', '--config', join(dir, 'broker.yaml')]);
   });
   after(async () => {
-    child.kill('SIGTERM');
+    serve.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
   it('logs "listening" as JSON, and the issuer whose discovery failed with its URL and cause', async () => {
-    await waitFor(() => lines.some((line) => line.message === 'listening'), 'listening');
-    await waitFor(() => lines.some((line) => line.level === 'warn' && line.issuer === deadIssuer), 'the issuer warning');
-    const warning = lines.find((line) => line.level === 'warn' && line.issuer === deadIssuer) as Record<string, string>;
+    await waitFor(() => lines().some((line) => line.message === 'listening'), 'listening');
+    await waitFor(() => lines().some((line) => line.level === 'warn' && line.issuer === deadIssuer), 'the issuer warning');
+    const warning = lines().find((line) => line.level === 'warn' && line.issuer === deadIssuer) as Record<string, string>;
     assert.equal(warning.url, `${deadIssuer}/.well-known/openid-configuration`);
     assert.match(String(warning.cause), /ECONNREFUSED|fetch failed/);
-    assert.deepEqual(lines.filter((line) => 'notJson' in line), []);
+    assert.deepEqual(lines().filter((line) => 'notJson' in line), []);
   });
 
   it('logs again while the issuer stays unready (a readiness probe retries)', async () => {
-    const before = lines.filter((line) => line.issuer === deadIssuer && line.level === 'warn').length;
+    const before = lines().filter((line) => line.issuer === deadIssuer && line.level === 'warn').length;
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     assert.equal(ready.status, 503);
     // Same cause within a minute: not repeated (no log flood from probes); the probe itself reports not ready.
-    assert.equal(lines.filter((line) => line.issuer === deadIssuer && line.level === 'warn').length, before);
+    assert.equal(lines().filter((line) => line.issuer === deadIssuer && line.level === 'warn').length, before);
   });
 
   it('logs a refused exchange with its code at warn, and the token\'s SHA-256, never the token', async () => {
     const token = 'eyJhbGciOiJSUzI1NiJ9.not-a-real-payload.signature-part';
     const response = await fetch(`http://127.0.0.1:${port}/v1/exchange`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"grants":{"token":{}}}' });
     assert.equal(response.status, 401);
-    await waitFor(() => lines.some((line) => line.message === 'exchange refused'), 'the refusal line');
-    const refusal = lines.find((line) => line.message === 'exchange refused') as Record<string, string>;
+    await waitFor(() => lines().some((line) => line.message === 'exchange refused'), 'the refusal line');
+    const refusal = lines().find((line) => line.message === 'exchange refused') as Record<string, string>;
     assert.equal(refusal.level, 'warn');
     assert.equal(refusal.code, 'invalid_token');
     assert.match(String(refusal.tokenSha256), /^[0-9a-f]{64}$/);
-    assert.ok(!raw.includes(token) && !raw.includes('not-a-real-payload'));
+    assert.ok(!serve.stderr.includes(token) && !serve.stderr.includes('not-a-real-payload'));
   });
 });
 
@@ -102,11 +87,11 @@ describe('oidc-broker doctor', () => {
     const dir = await mkdtemp(join(tmpdir(), 'oidc-broker-doctor-cli-'));
     const sockets: Socket[] = [];
     let printedWhenIssuerWasAsked = '';
-    let stdout = '';
+    let doctorOutput = () => '';
     // An issuer that accepts the connection and never answers.
     const hanging = createServer((socket) => {
       sockets.push(socket);
-      printedWhenIssuerWasAsked ||= stdout;
+      printedWhenIssuerWasAsked ||= doctorOutput();
     });
     await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
     const issuer = `http://127.0.0.1:${(hanging.address() as { port: number }).port}`;
@@ -115,9 +100,10 @@ describe('oidc-broker doctor', () => {
       await writeFile(join(dir, 'policy', 'p.yaml'), 'version: 1\nrules:\n  - name: r\n    when: { project_id: "20" }\n    grant: { token: { audiences: [https://a.internal] } }\n');
       await writeFile(join(dir, 'keys.json'), JSON.stringify(await generateSigningJwks()), { mode: 0o644 });
       await writeFile(join(dir, 'broker.yaml'), `server: { publicUrl: https://broker.test }\ngitlab:\n  - { issuer: "${issuer}", audience: https://broker.test }\npolicy: { path: policy }\nsigning: { keysFile: keys.json }\n`);
-      const child = spawn(process.execPath, [BIN, 'doctor', '--config', join(dir, 'broker.yaml'), '--check-timeout', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+      const doctor = spawnCli(['doctor', '--config', join(dir, 'broker.yaml'), '--check-timeout', '1']);
+      doctorOutput = () => doctor.stdout;
+      const code = await doctor.exited;
+      const stdout = doctor.stdout;
       assert.equal(code, 3, stdout);
       assert.match(printedWhenIssuerWasAsked, /^ok\s+config: /m);
       assert.match(printedWhenIssuerWasAsked, /^ok\s+policy: /m);

@@ -4,28 +4,19 @@
  * Also: every file the Dockerfile copies exists and is not excluded from the build context.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { REPO_ROOT as ROOT, runCli, spawnCli } from './support/cli-run.js';
+import { freePort } from './support/free-port.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const exec = promisify(execFile);
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('the npm pack tarball, installed into an empty prefix', () => {
   let dir: string;
@@ -56,27 +47,27 @@ describe('the npm pack tarball, installed into an empty prefix', () => {
 
   it('installs an executable oidc-broker that prints package.json\'s version', async () => {
     assert.ok(((await stat(bin)).mode & 0o111) !== 0, 'oidc-broker is not executable');
-    const { stdout } = await exec(bin, ['--version'], { cwd: dir });
+    const { code, stdout, stderr } = await runCli(['--version'], {}, { bin, cwd: dir });
+    assert.equal(code, 0, stderr);
     assert.equal(stdout.trim(), VERSION);
   });
 
   it('runs a dev broker and an exchange from the installed package alone', async () => {
     const port = await freePort();
     const broker = `http://127.0.0.1:${port}`;
-    const child = spawn(bin, ['dev', '--port', String(port)], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const dev = spawnCli(['dev', '--port', String(port)], { bin, cwd: dir });
     try {
-      for (let attempt = 0; attempt < 600 && !output.includes('DEVELOPMENT MODE'); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.match(output, /DEVELOPMENT MODE/);
-      const token = (await exec(bin, ['dev', 'token', '--broker', broker], { cwd: dir })).stdout.trim();
+      await dev.printed('DEVELOPMENT MODE', 30_000);
+      assert.match(dev.stdout + dev.stderr, /DEVELOPMENT MODE/);
+      const token = await runCli(['dev', 'token', '--broker', broker], {}, { bin, cwd: dir });
+      assert.equal(token.code, 0, token.stderr);
       const out = join(dir, 'credentials');
-      const exchanged = await exec(bin, ['exchange', '--broker', broker, '--grant', 'token', '--out', out], { cwd: dir, env: { ...process.env, BROKER_ID_TOKEN: token } });
+      const exchanged = await runCli(['exchange', '--broker', broker, '--grant', 'token', '--out', out], { BROKER_ID_TOKEN: token.stdout.trim() }, { bin, cwd: dir });
+      assert.equal(exchanged.code, 0, exchanged.stderr);
       assert.match(exchanged.stderr, /granted token/);
       assert.match(await readFile(join(out, 'broker-token'), 'utf8'), /^[\w-]+\.[\w-]+\.[\w-]+$/);
     } finally {
-      child.kill('SIGTERM');
+      dev.stop();
     }
   });
 });

@@ -2,11 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { parsePrincipal } from '../src/core/claims.js';
 import { compilePolicy, type CompiledPolicy } from '../src/core/policy/compile.js';
 import { buildRuleIndex } from '../src/core/policy/rule-index.js';
 import { decide, factNeeds, preEvaluate, reasonsFor, type RuleEvaluation } from '../src/core/policy/evaluate.js';
-import { defaultIdTokenClaims, withOverrides } from '../src/dev/token-factory.js';
+import { principalOf } from './support/principals.js';
 
 const policy = compilePolicy([{ source: 'p.yaml', data: parse(`
 version: 1
@@ -26,8 +25,7 @@ rules:
     grant: { token: { audiences: [a] } }
 `) }]);
 
-const principal = (overrides: Record<string, unknown>) =>
-  parsePrincipal(withOverrides(defaultIdTokenClaims({ issuer: 'https://gitlab.example.com', audience: 'b' }), overrides), 'b');
+const principal = principalOf;
 
 describe('rule visibility', () => {
   it('hides rules bound to another project by job_project_id, ci_config_ref_uri or sub', () => {

@@ -8,8 +8,7 @@ import { parse } from 'yaml';
 import { compilePolicy } from '../src/core/policy/compile.js';
 import { decide, preEvaluate } from '../src/core/policy/evaluate.js';
 import { lintPolicy } from '../src/core/policy/lint.js';
-import { parsePrincipal } from '../src/core/claims.js';
-import { defaultIdTokenClaims } from '../src/dev/token-factory.js';
+import { principalOf } from './support/principals.js';
 
 const DEPLOY = 'https://deploy-api.internal';
 
@@ -36,7 +35,7 @@ describe('approval bypass by shadowing', () => {
   it('the reported scenario: a broad rule before an approval-gated one grants the same audience without approvals', () => {
     const policy = pair({ when: '{ project_id: "20" }' });
     // What the finding is about: the broad rule really does mint the production audience without any approval.
-    const principal = parsePrincipal(defaultIdTokenClaims({ issuer: 'https://gitlab.example.com', audience: 'b' }), 'b');
+    const principal = principalOf();
     const decision = decide(preEvaluate(policy, principal, { token: { audience: DEPLOY } }), { approvals: {} }, new Date());
     assert.equal(decision.allowed && decision.rule.name, 'broad');
 

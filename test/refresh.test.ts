@@ -7,10 +7,9 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { decodeProtectedHeader, decodeJwt } from 'jose';
 import { generateKeyAndRequest } from '../src/adapters/ca/request.js';
 import { SESSION_TYPE } from '../src/core/session.js';
-import { approvalData, deploymentOf, fullyApproved, mergeRequestOf, scenarioClaims } from './support/approval-scenarios.js';
+import { approvalData, deploymentOf, fullyApproved, mergeRequestOf } from './support/approval-scenarios.js';
+import { startApprovalsGitLab, type ApprovalsGitLab } from './support/approvals-broker.js';
 import { assertDenied, waitForAudit } from './support/assertions.js';
-import { mountApprovalsApi, type ApprovalsApiData, type ApprovalsApiHandle } from './support/gitlab-approvals-api.js';
-import { API_TOKEN, startGitLab, type StandInGitLab } from './support/gitlab.js';
 import { SPANNER_ADMIN, SPANNER_DATA, startGoogleBroker, TARGET, type GoogleBroker } from './support/google-broker.js';
 import { AUDIENCE } from './support/policies.js';
 
@@ -32,26 +31,24 @@ rules:
       google: { serviceAccount: ${TARGET}, scopes: [${SPANNER_DATA}], lifetime: 15m }
 `;
 
-let gitlab: StandInGitLab;
-let api: ApprovalsApiHandle;
+let approvals: ApprovalsGitLab;
 let gb: GoogleBroker;
-const withToken = (data: ApprovalsApiData): ApprovalsApiData => ({ ...data, token: API_TOKEN });
 
 before(async () => {
-  gitlab = await startGitLab({ extraRoutes: (router) => (api = mountApprovalsApi(router, withToken(fullyApproved()))) });
-  gb = await startGoogleBroker({ gitlab, policy: POLICY });
+  approvals = await startApprovalsGitLab();
+  gb = await startGoogleBroker({ gitlab: approvals.gitlab, policy: POLICY });
 });
 after(async () => {
   await gb.close();
-  await gitlab.close();
+  await approvals.close();
 });
 beforeEach(() => {
-  api.setData(withToken(fullyApproved()));
-  gitlab.setJob('20', '302', 'running');
+  approvals.answer(fullyApproved());
+  approvals.gitlab.setJob('20', '302', 'running');
   gb.resetFaults();
 });
 
-const idToken = (overrides: Record<string, unknown> = {}) => gitlab.token(AUDIENCE, { ...scenarioClaims(), ci_config_ref_uri: null, ...overrides });
+const idToken = (overrides: Record<string, unknown> = {}) => approvals.idToken(overrides);
 type Session = { token: string; expiresAt: string };
 
 /** An exchange for google with `scopes`; returns its requestId, session and access token. */
@@ -124,7 +121,7 @@ describe('the refresh session', () => {
   it('stops once the job has finished: 403 job_not_running', async () => {
     const { session } = await opened();
     assert.equal((await refresh(session.token, { google: {} })).status, 200, 'while the job runs');
-    gitlab.setJob('20', '302', 'success');
+    approvals.gitlab.setJob('20', '302', 'success');
     const result = await refresh(session.token, { google: {} });
     await assertDenied(gb.h, result, 403, 'job_not_running', session.token);
   });
@@ -132,13 +129,13 @@ describe('the refresh session', () => {
   it('stops once the job has finished even under a rule that does not check the job on exchange', async () => {
     const { session } = await opened({ google: {} }, { environment: 'review' });
     assert.equal((await refresh(session.token, { google: {} })).status, 200, 'while the job runs');
-    gitlab.setJob('20', '302', 'failed');
+    approvals.gitlab.setJob('20', '302', 'failed');
     await assertDenied(gb.h, await refresh(session.token, { google: {} }), 403, 'job_not_running', session.token);
   });
 
   it('stops when the deployment approval is withdrawn: 403 approval_required', async () => {
     const { session } = await opened();
-    api.setData(withToken(approvalData({ deployments: [deploymentOf({ approvals: [] })], mergeRequests: [mergeRequestOf()] })));
+    approvals.answer(approvalData({ deployments: [deploymentOf({ approvals: [] })], mergeRequests: [mergeRequestOf()] }));
     const result = await refresh(session.token, { google: {} });
     await assertDenied(gb.h, result, 403, 'approval_required', session.token);
   });

@@ -5,12 +5,12 @@ import { describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createJwtSigner, generateSigningJwks } from '../src/adapters/jwt/signer.js';
 import { parseConfig } from '../src/config/load.js';
-import { defaultIdTokenClaims } from '../src/dev/token-factory.js';
-import { parsePrincipal, subjectOf } from '../src/core/claims.js';
+import { subjectOf } from '../src/core/claims.js';
 import type { MintContext } from '../src/ports.js';
+import { principalOf } from './support/principals.js';
 
 function context(now: Date): MintContext {
-  const principal = parsePrincipal(defaultIdTokenClaims({ issuer: 'https://gitlab.example.com', audience: 'b', nowSeconds: Math.floor(now.getTime() / 1000) }), 'b');
+  const principal = principalOf({}, now);
   return { requestId: 'r', rule: 'rule-a', subject: subjectOf(principal), principal, now };
 }
 

@@ -151,6 +151,7 @@ describe('checkTimes', () => {
     ['iat ahead by exactly the tolerance', { iat: t + 30, exp: t + 200 }, undefined],
     ['iat ahead by more than the tolerance', { iat: t + 31, exp: t + 200 }, /issued in the future/],
     ['a lifetime of exactly the maximum age', { iat: t - 10, exp: t + 290 }, undefined],
+    ['a token of the maximum lifetime, its exp passed by less than the tolerance', { iat: t - 310, exp: t - 10 }, undefined],
     ['a lifetime over the maximum age', { iat: t - 10, exp: t + 291 }, /valid for longer than the maximum age/],
   ];
   for (const [what, times, problem] of table) {

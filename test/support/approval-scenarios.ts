@@ -5,8 +5,9 @@
  *   deploymentApprovals: { min: 1, fromGroups: [payments/release] }           → met by `deploymentApproved()`
  *   mergeRequestApprovals: { min: 2, fromGroups: [payments/reviewers] }      → met by `mergeRequestApproved()`
  */
-import { parsePrincipal, type GitLabPrincipal } from '../../src/core/claims.js';
+import type { GitLabPrincipal } from '../../src/core/claims.js';
 import type { ApprovalsApiData, StandInDeployment, StandInMergeRequest, StandInUser } from './gitlab-approvals-api.js';
+import { principalOf } from './principals.js';
 
 export const SCENARIO = {
   token: 'glpat-stand-in-approvals-token',
@@ -49,11 +50,10 @@ export function scenarioClaims(): Record<string, string> {
 /** The verified principal of the scenario's job; `overrides` with an undefined value removes a claim. */
 export function scenarioPrincipal(overrides: Record<string, string | undefined> = {}): GitLabPrincipal {
   const claims: Record<string, unknown> = {
-    ...scenarioClaims(), iss: 'https://gitlab.example.com', sub: `project_path:${SCENARIO.projectPath}:ref_type:branch:ref:main`,
-    jti: 'scenario-jti', exp: 2_000_000_000, iat: 1_700_000_000, ...overrides,
+    ...scenarioClaims(), sub: `project_path:${SCENARIO.projectPath}:ref_type:branch:ref:main`, jti: 'scenario-jti', exp: 2_000_000_000, iat: 1_700_000_000, nbf: null,
   };
-  for (const [key, value] of Object.entries(overrides)) if (value === undefined) delete claims[key];
-  return parsePrincipal(claims, 'https://broker.example.com');
+  for (const [key, value] of Object.entries(overrides)) claims[key] = value ?? null;
+  return principalOf(claims);
 }
 
 const GROUP_DATA = [

@@ -3,8 +3,8 @@
  * or TLS only (`--port 0 --tls-port N`) with certificates the test made; optional extra arguments (ACL users).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
+import { freePort } from './free-port.js';
 
 export interface RedisServerOptions {
   /** Reuse this port (a restart after a kill); a free one otherwise. */
@@ -25,15 +25,6 @@ export interface RedisServer {
 }
 
 const INSTALL_HINT = 'redis-server was not found: install it with `apt-get install redis-server` (npm test\'s pretest step, scripts/ensure-tools.sh, does so when run as root)';
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;

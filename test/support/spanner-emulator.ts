@@ -5,11 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Spanner, type Database } from '@google-cloud/spanner';
 import { EmulatorAuthClient } from '../../src/spanner/auth.js';
 import { emulatorSessionEnv, SESSION_POOL } from '../../src/spanner/connect.js';
+import { freePort } from './free-port.js';
 
 const SDK_ROOTS = ['/usr/lib/google-cloud-sdk', '/usr/share/google-cloud-sdk', '/opt/google-cloud-sdk'];
 
@@ -22,14 +22,6 @@ export function emulatorGateway(): string {
       + '(from https://packages.cloud.google.com/apt, see https://cloud.google.com/sdk/docs/install#deb), or set SPANNER_EMULATOR_BIN_DIR');
   }
   return join(dir, 'gateway_main');
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export interface Emulator {
