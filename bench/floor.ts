@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fmt, measured, pin, startBroker } from './harness.js';
 import { IDENTITY, NAMING, SPIFFE_ID } from './linkerd.js';
 import { closedLoop, EXCHANGE_BODY, TokenSupply } from './load.js';
-import { POLICY } from './policy.js';
+import { paymentsProductionPolicy, POLICY } from './policy.js';
 import { startStandIn } from './standin.js';
 import { mintInParallel } from './tokens.js';
 
@@ -31,20 +31,7 @@ const PER_RUN_TOKENS = 14_000;
 const FLOOR_SESSION = argv.includes('--no-session') ? '0' : '1';
 const PROFILES = argv.includes('--cpu-prof') ? join(process.cwd(), '.bench-out', 'profiles', 'floor') : undefined;
 
-const LINKERD_POLICY = `version: 1
-rules:
-  - name: payments-mesh-production
-    when:
-      project_id: "20"
-      project_path: payments/api
-      ref_path: refs/heads/main
-      ref_protected: "true"
-      environment: production
-    require:
-      jobRunning: true
-    grant:
-      linkerd: { serviceAccount: deploy, namespace: ci, lifetime: 10m }
-`;
+const LINKERD_POLICY = paymentsProductionPolicy('payments-mesh-production', ['linkerd: { serviceAccount: deploy, namespace: ci, lifetime: 10m }']);
 
 /** The linkerd CA in `dir` and the request body naming its identity. */
 async function linkerdSetup(dir: string): Promise<{ linkerd: { issuerCertFile: string; issuerKeyFile: string; trustAnchorsFile: string }; body: string }> {

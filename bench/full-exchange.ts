@@ -13,25 +13,11 @@ import type { ChildSettings } from './broker-child.js';
 import { IDENTITY, NAMING, SPIFFE_ID } from './linkerd.js';
 import { startStandIn, type StandIn } from './standin.js';
 import { mintInParallel } from './tokens.js';
+import { paymentsProductionPolicy } from './policy.js';
 
 export const AUDIENCE = 'https://broker.bench.example';
 
-// The dev token factory's default claims (project 20, payments/api, main, production) match this rule.
-export const FULL_POLICY = `version: 1
-rules:
-  - name: payments-deploy-production
-    when:
-      project_id: "20"
-      project_path: payments/api
-      ref_path: refs/heads/main
-      ref_protected: "true"
-      environment: production
-    require:
-      jobRunning: true
-    grant:
-      token: { audiences: [https://deploy-api.internal], lifetime: 10m }
-      linkerd: { serviceAccount: deploy, namespace: ci, lifetime: 10m }
-`;
+export const FULL_POLICY = paymentsProductionPolicy('payments-deploy-production', ['token: { audiences: [https://deploy-api.internal], lifetime: 10m }', 'linkerd: { serviceAccount: deploy, namespace: ci, lifetime: 10m }']);
 
 export interface FullExchange {
   readonly dir: string;

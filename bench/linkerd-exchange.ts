@@ -32,6 +32,7 @@ import { IDENTITY, NAMING, SPIFFE_ID, startCfssl } from './linkerd.js';
 import { closedLoop, openLoop, percentile, TokenSupply, type RequestShape } from './load.js';
 import { startStandIn } from './standin.js';
 import { mintInParallel } from './tokens.js';
+import { paymentsProductionPolicy } from './policy.js';
 
 const AUDIENCE = 'https://broker.bench.example';
 const TOKENS = 24_000;
@@ -42,21 +43,7 @@ const CONNECTIONS = 16;
 const SATURATION = { warmupMs: 500, measureMs: 4000 };
 const HALF_LOAD = { warmupMs: 1000, measureMs: 4000, graceMs: 5000, connections: 64 };
 
-// The dev token factory's default claims (project 20, payments/api, main, production) match this rule.
-const POLICY = `version: 1
-rules:
-  - name: payments-mesh-production
-    when:
-      project_id: "20"
-      project_path: payments/api
-      ref_path: refs/heads/main
-      ref_protected: "true"
-      environment: production
-    require:
-      jobRunning: true
-    grant:
-      linkerd: { serviceAccount: deploy, namespace: ci, lifetime: 10m }
-`;
+const POLICY = paymentsProductionPolicy('payments-mesh-production', ['linkerd: { serviceAccount: deploy, namespace: ci, lifetime: 10m }']);
 
 const argv = process.argv.slice(2);
 const args = new Set(argv);

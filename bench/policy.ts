@@ -86,3 +86,23 @@ export function teamClaims(team: number, environment: string): Record<string, st
     ci_config_ref_uri: `gitlab.example.com/team-${team}/app//.gitlab-ci.yml@refs/heads/main`,
   };
 }
+
+/**
+ * A one-rule policy for the dev token factory's default claims (project 20, payments/api, main, production), the
+ * rule requiring a running job and granting `grants` (YAML flow mappings, one per line: `kind: { … }`).
+ */
+export function paymentsProductionPolicy(name: string, grants: readonly string[]): string {
+  return `version: 1
+rules:
+  - name: ${name}
+    when:
+      project_id: "20"
+      project_path: payments/api
+      ref_path: refs/heads/main
+      ref_protected: "true"
+      environment: production
+    require:
+      jobRunning: true
+    grant:
+${grants.map((grant) => `      ${grant}\n`).join('')}`;
+}
