@@ -28,6 +28,28 @@ function withoutComponentContext(document: unknown): unknown {
   return { ...(document as object), spec: rest };
 }
 
+/** Values for the required inputs, standing in for a consumer's include. */
+const SAMPLE_INPUTS: Record<string, unknown> = {
+  broker_url: 'https://oidc-broker.example.com',
+  audience: 'https://oidc-broker.example.com',
+  database: 'projects/acme/instances/main/databases/payments',
+  environment: 'production',
+};
+
+/**
+ * The body as GitLab loads it: every `$[[ inputs.x ]]` replaced in the text, a string as itself and any other value as
+ * JSON (GitLab's text interpolation), then parsed. An array input used as a whole value (`rules: $[[ inputs.rules ]]`)
+ * becomes the array, which the schema checks; left uninterpolated it would be a string the schema rightly refuses.
+ */
+function interpolatedBody(body: string, inputs: Readonly<Record<string, { default?: unknown }>>): unknown {
+  const text = body.replaceAll(/\$\[\[\s*inputs\.([a-z_]+)\s*\]\]/g, (_block, name: string) => {
+    const value = inputs[name]?.default ?? SAMPLE_INPUTS[name];
+    assert.notEqual(value, undefined, `no sample value for the required input ${name}`);
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  });
+  return parse(text) as unknown;
+}
+
 describe('CI components (templates/)', async () => {
   const names = (await readdir(`${ROOT}templates`)).sort();
   const validate = await ciValidator();
@@ -42,11 +64,15 @@ describe('CI components (templates/)', async () => {
       for (const document of documents) assert.deepEqual(document.errors, []);
     });
 
-    it(`${name}: header and body are valid against GitLab's CI schema`, () => {
-      for (const document of documents) {
-        const ok = validate(withoutComponentContext(document.toJS()));
-        assert.ok(ok, JSON.stringify(validate.errors?.slice(0, 3)));
+    it(`${name}: header, and body with its inputs interpolated, are valid against GitLab's CI schema`, () => {
+      const header = withoutComponentContext(documents[0]?.toJS()) as { spec: { inputs: Record<string, { default?: unknown; regex?: string }> } };
+      assert.ok(validate(header), JSON.stringify(validate.errors?.slice(0, 3)));
+      for (const [input, value] of Object.entries(SAMPLE_INPUTS)) {
+        const regex = header.spec.inputs[input]?.regex;
+        if (regex) assert.match(String(value), new RegExp(regex), `the sample ${input} is one the spec accepts`);
       }
+      const body = interpolatedBody(text.split(/^---\s*$/m)[1] ?? '', header.spec.inputs);
+      assert.ok(validate(body), JSON.stringify(validate.errors?.slice(0, 3)));
     });
 
     it(`${name}: every input has a description and a type, options or regex; the shared inputs are present`, () => {
@@ -79,6 +105,17 @@ describe('CI components (templates/)', async () => {
 });
 
 describe('classic templates (ci-templates/)', () => {
+  it('the spanner-migrate job has the component\'s default rules, and the component applies its rules input', async () => {
+    const classic = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, { rules?: unknown }>;
+    const [header, body] = parseAllDocuments(await readFile(`${ROOT}templates/spanner-migrate/template.yml`, 'utf8')).map((document) => document.toJS() as Record<string, unknown>);
+    const rules = (header as { spec: { inputs: { rules: { type: string; default: unknown } } } }).spec.inputs.rules;
+    assert.equal(rules.type, 'array');
+    assert.deepEqual(classic['.oidc-broker-spanner-migrate']?.rules, rules.default);
+    assert.deepEqual(rules.default, [{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }, { if: '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' }]);
+    // The whole value (unquoted: quoted, GitLab's text interpolation would make it a string, which the schema test refuses).
+    assert.equal((body?.['$[[ inputs.as ]]'] as { rules?: unknown }).rules, '$[[ inputs.rules ]]');
+  });
+
   it('are valid against GitLab\'s CI schema and define the hidden jobs', async () => {
     const validate = await ciValidator();
     const document = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, unknown>;
