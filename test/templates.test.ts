@@ -1,6 +1,7 @@
 /**
  * CI components and classic templates: valid against GitLab's CI schema (header and body as separate documents), every
- * input documented and typed, and the CLI flags the scripts use exist in the CLI.
+ * input documented and typed, the CLI flags the scripts use exist in the CLI, and GitLab's component guidance holds
+ * (jobs only, no hard-coded host, nothing secret printed, credentials under the job's temporary directory).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -142,6 +143,45 @@ describe('every CLI flag the templates\' scripts pass exists in that command', (
         const help = execFileSync(process.execPath, [BIN, ...(command as string).split(' '), '--help'], { encoding: 'utf8' });
         for (const flag of (rest as string).match(/--[a-z][a-z-]*/g) ?? []) assert.match(help, new RegExp(`${flag}\\b`), `${command} has no ${flag}`);
       }
+    });
+  }
+});
+
+describe('what every template must be: job keywords only, no hosts, nothing secret printed, credentials in a temp dir', async () => {
+  const GLOBAL_KEYWORDS = ['default', 'include', 'stages', 'variables', 'workflow', 'image', 'services', 'cache', 'before_script', 'after_script'];
+  const files = [
+    ...(await readdir(`${ROOT}templates`)).sort().map((name) => `templates/${name}/template.yml`),
+    'ci-templates/oidc-broker.gitlab-ci.yml',
+  ];
+  for (const file of files) {
+    const text = await readFile(`${ROOT}${file}`, 'utf8');
+    const documents = parseAllDocuments(text).map((document) => document.toJS() as Record<string, unknown>);
+    const body = documents.at(-1) ?? {};
+    const code = text.split('\n').filter((line) => !line.trimStart().startsWith('#'));
+
+    it(`${file}: defines jobs only, no global keyword`, () => {
+      for (const key of Object.keys(body)) assert.ok(!GLOBAL_KEYWORDS.includes(key), `global keyword ${key}`);
+      for (const [key, value] of Object.entries(body)) assert.ok(value !== null && typeof value === 'object' && !Array.isArray(value), `${key} is not a job`);
+    });
+
+    it(`${file}: names no host (the GitLab and registry come from CI variables)`, () => {
+      for (const line of code) assert.doesNotMatch(line, /[a-z][a-z0-9+.-]*:\/\/|gitlab\.com|\bregistry\.[a-z]/i, line);
+      assert.match(text, /\$CI_REGISTRY\//);
+    });
+
+    it(`${file}: traces and prints nothing secret`, () => {
+      for (const line of code) {
+        assert.doesNotMatch(line, /\bset\s+(-[a-wyz]*x|-o\s+xtrace)/, line);
+        if (/\b(echo|printf)\b/.test(line)) assert.doesNotMatch(line, /\$\{?[A-Z_]*(TOKEN|SECRET|PASSWORD|KEY)|\$\(cat\b|\benv\b/, line);
+      }
+    });
+
+    it(`${file}: every exchange writes its credentials to a fresh directory under the job's TMPDIR`, () => {
+      const exchanges = code.filter((line) => /^\s*broker exchange /.test(line));
+      assert.ok(exchanges.length > 0 || !text.includes('broker exchange'), 'no exchange found');
+      for (const line of exchanges) assert.match(line, /--out "\$OIDC_BROKER_DIR" --dotenv "\$OIDC_BROKER_DIR\/broker\.env"/, line);
+      const made = code.filter((line) => line.includes('OIDC_BROKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/oidc-broker.XXXXXX")"')).length;
+      assert.equal(made, exchanges.length, 'one mktemp per exchange');
     });
   }
 });
