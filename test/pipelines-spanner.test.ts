@@ -132,9 +132,23 @@ describe('the spanner-migrate component, included at a tag', { timeout: 600_000 
     assert.ok(gb.google.issued.size > 0, 'the stand-in Google minted the job\'s access token');
   });
 
-  it('a second pipeline is a no-op, and a merge request pipeline (the classic job) prints the plan and changes nothing', async () => {
+  it('a second pipeline is a no-op, a rules input replaces the default rules, and a merge request pipeline (the classic job) prints the plan and changes nothing', async () => {
     const run = await migratePipeline({ ...MIGRATIONS, ...PROPOSED }, {
-      include: `  - project: ${TEMPLATES_PROJECT}\n    ref: ${TAG}\n    file: ci-templates/oidc-broker.gitlab-ci.yml`,
+      // The classic job (the plan job below runs by its default merge-request rule) and the component again, with a
+      // rules input that does not match this branch pipeline: that job must not be created. Its environment has no ID
+      // token here, so were it created it would fail on its own rather than spend the production job's token.
+      include: `  - project: ${TEMPLATES_PROJECT}
+    ref: ${TAG}
+    file: ci-templates/oidc-broker.gitlab-ci.yml
+  - component: $CI_SERVER_FQDN/${TEMPLATES_PROJECT}/spanner-migrate@${TAG}
+    inputs:
+      as: migrate-on-tags
+      broker_url: ${gb.h.url}
+      audience: ${AUDIENCE}
+      database: ${database}
+      environment: tags
+      rules:
+        - if: $CI_COMMIT_TAG`,
       jobs: `
 plan:
   extends: .oidc-broker-spanner-migrate
@@ -149,8 +163,9 @@ plan:
 `,
     });
     const job = run.job('oidc-broker-spanner-migrate');
-    assert.equal(job.status, 'PASS', job.log);
+    assert.equal(job.status, 'PASS', `${job.log}\n(jobs that ran: ${[...run.jobs.keys()].join(', ')})\n${run.output}`);
     assert.match(job.log, /0 applied, 2 versions in total/);
+    assert.equal(run.jobs.has('migrate-on-tags'), false, 'the rules input replaced the default rules');
     const plan = run.job('plan');
     assert.equal(plan.status, 'PASS', plan.log);
     assert.match(plan.log, /merge request pipeline: printing the plan, changing nothing/);

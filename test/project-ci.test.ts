@@ -15,6 +15,7 @@ const SCHEMA = fileURLToPath(new URL('../../test/fixtures/schemas/gitlab-ci.sche
 
 interface Job {
   readonly stage?: string;
+  readonly before_script?: string[];
   readonly script?: string[];
   readonly extends?: string | string[];
   readonly rules?: Array<{ if?: string }>;
@@ -51,6 +52,18 @@ describe("the project's .gitlab-ci.yml", () => {
     for (const name of ['lint', 'typecheck', 'test']) assert.ok(config.stages.includes(job(name).stage ?? 'test'), name);
   });
 
+  it('the test job installs, before npm test, every tool the suites take from outside Debian (the Spanner emulator)', async () => {
+    // ensure-tools.sh installs Debian's packages itself; the others are listed in its SOURCES with where they come from.
+    const ensureTools = await readFile(`${ROOT}scripts/ensure-tools.sh`, 'utf8');
+    const sources = /declare -A SOURCES=\(\n([\s\S]*?)\n\)/.exec(ensureTools)?.[1] ?? '';
+    const outside = [...sources.matchAll(/^\s*\[([a-z0-9.+-]+)\]=/gm)].map((match) => match[1] as string);
+    assert.ok(outside.includes('google-cloud-cli-spanner-emulator'), sources);
+    const before = job('test').before_script ?? [];
+    for (const pkg of outside) assert.ok(before.some((line) => /apt-get install/.test(line) && line.split(/\s+/).includes(pkg)), `test job does not install ${pkg}`);
+    assert.ok(before.some((line) => line.includes('https://packages.cloud.google.com/apt cloud-sdk main')), 'Google Cloud apt repository not added');
+    assert.ok(before.includes('npm ci --no-audit --no-fund'), 'its before_script replaces .npm\'s: it must still run npm ci');
+  });
+
   it('builds and pushes the CLI image, tagged with the version on a semver tag', () => {
     const script = (job('cli-image').script ?? []).join('\n');
     assert.match(script, /--dockerfile "\$CI_PROJECT_DIR\/Dockerfile"/);
@@ -68,6 +81,10 @@ describe("the project's .gitlab-ci.yml", () => {
       }
       for (const input of Object.keys(include.inputs ?? {})) assert.ok(component.inputs[input], `${component.name}: undeclared input ${input}`);
     }
+    // spanner-migrate's self-test runs by its rules input (an array of rules), not by rules of the job redefined here.
+    const migrate = config.include.find((entry) => entry.component.includes('/spanner-migrate@'));
+    assert.ok(Array.isArray(migrate?.inputs?.rules), 'spanner-migrate self-test: rules input');
+    assert.equal(job(String(migrate?.inputs?.as)).rules, undefined);
   });
 
   it('releases on semver tags only, with the release: keyword', () => {

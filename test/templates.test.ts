@@ -1,6 +1,7 @@
 /**
  * CI components and classic templates: valid against GitLab's CI schema (header and body as separate documents), every
- * input documented and typed, and the CLI flags the scripts use exist in the CLI.
+ * input documented and typed, the CLI flags the scripts use exist in the CLI, and GitLab's component guidance holds
+ * (jobs only, no hard-coded host, nothing secret printed, credentials under the job's temporary directory).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -28,6 +29,28 @@ function withoutComponentContext(document: unknown): unknown {
   return { ...(document as object), spec: rest };
 }
 
+/** Values for the required inputs, standing in for a consumer's include. */
+const SAMPLE_INPUTS: Record<string, unknown> = {
+  broker_url: 'https://oidc-broker.example.com',
+  audience: 'https://oidc-broker.example.com',
+  database: 'projects/acme/instances/main/databases/payments',
+  environment: 'production',
+};
+
+/**
+ * The body as GitLab loads it: every `$[[ inputs.x ]]` replaced in the text, a string as itself and any other value as
+ * JSON (GitLab's text interpolation), then parsed. An array input used as a whole value (`rules: $[[ inputs.rules ]]`)
+ * becomes the array, which the schema checks; left uninterpolated it would be a string the schema rightly refuses.
+ */
+function interpolatedBody(body: string, inputs: Readonly<Record<string, { default?: unknown }>>): unknown {
+  const text = body.replaceAll(/\$\[\[\s*inputs\.([a-z_]+)\s*\]\]/g, (_block, name: string) => {
+    const value = inputs[name]?.default ?? SAMPLE_INPUTS[name];
+    assert.notEqual(value, undefined, `no sample value for the required input ${name}`);
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  });
+  return parse(text) as unknown;
+}
+
 describe('CI components (templates/)', async () => {
   const names = (await readdir(`${ROOT}templates`)).sort();
   const validate = await ciValidator();
@@ -42,11 +65,15 @@ describe('CI components (templates/)', async () => {
       for (const document of documents) assert.deepEqual(document.errors, []);
     });
 
-    it(`${name}: header and body are valid against GitLab's CI schema`, () => {
-      for (const document of documents) {
-        const ok = validate(withoutComponentContext(document.toJS()));
-        assert.ok(ok, JSON.stringify(validate.errors?.slice(0, 3)));
+    it(`${name}: header, and body with its inputs interpolated, are valid against GitLab's CI schema`, () => {
+      const header = withoutComponentContext(documents[0]?.toJS()) as { spec: { inputs: Record<string, { default?: unknown; regex?: string }> } };
+      assert.ok(validate(header), JSON.stringify(validate.errors?.slice(0, 3)));
+      for (const [input, value] of Object.entries(SAMPLE_INPUTS)) {
+        const regex = header.spec.inputs[input]?.regex;
+        if (regex) assert.match(String(value), new RegExp(regex), `the sample ${input} is one the spec accepts`);
       }
+      const body = interpolatedBody(text.split(/^---\s*$/m)[1] ?? '', header.spec.inputs);
+      assert.ok(validate(body), JSON.stringify(validate.errors?.slice(0, 3)));
     });
 
     it(`${name}: every input has a description and a type, options or regex; the shared inputs are present`, () => {
@@ -79,6 +106,17 @@ describe('CI components (templates/)', async () => {
 });
 
 describe('classic templates (ci-templates/)', () => {
+  it('the spanner-migrate job has the component\'s default rules, and the component applies its rules input', async () => {
+    const classic = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, { rules?: unknown }>;
+    const [header, body] = parseAllDocuments(await readFile(`${ROOT}templates/spanner-migrate/template.yml`, 'utf8')).map((document) => document.toJS() as Record<string, unknown>);
+    const rules = (header as { spec: { inputs: { rules: { type: string; default: unknown } } } }).spec.inputs.rules;
+    assert.equal(rules.type, 'array');
+    assert.deepEqual(classic['.oidc-broker-spanner-migrate']?.rules, rules.default);
+    assert.deepEqual(rules.default, [{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }, { if: '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' }]);
+    // The whole value (unquoted: quoted, GitLab's text interpolation would make it a string, which the schema test refuses).
+    assert.equal((body?.['$[[ inputs.as ]]'] as { rules?: unknown }).rules, '$[[ inputs.rules ]]');
+  });
+
   it('are valid against GitLab\'s CI schema and define the hidden jobs', async () => {
     const validate = await ciValidator();
     const document = parse(await readFile(`${ROOT}ci-templates/oidc-broker.gitlab-ci.yml`, 'utf8')) as Record<string, unknown>;
@@ -105,6 +143,45 @@ describe('every CLI flag the templates\' scripts pass exists in that command', (
         const help = execFileSync(process.execPath, [BIN, ...(command as string).split(' '), '--help'], { encoding: 'utf8' });
         for (const flag of (rest as string).match(/--[a-z][a-z-]*/g) ?? []) assert.match(help, new RegExp(`${flag}\\b`), `${command} has no ${flag}`);
       }
+    });
+  }
+});
+
+describe('what every template must be: job keywords only, no hosts, nothing secret printed, credentials in a temp dir', async () => {
+  const GLOBAL_KEYWORDS = ['default', 'include', 'stages', 'variables', 'workflow', 'image', 'services', 'cache', 'before_script', 'after_script'];
+  const files = [
+    ...(await readdir(`${ROOT}templates`)).sort().map((name) => `templates/${name}/template.yml`),
+    'ci-templates/oidc-broker.gitlab-ci.yml',
+  ];
+  for (const file of files) {
+    const text = await readFile(`${ROOT}${file}`, 'utf8');
+    const documents = parseAllDocuments(text).map((document) => document.toJS() as Record<string, unknown>);
+    const body = documents.at(-1) ?? {};
+    const code = text.split('\n').filter((line) => !line.trimStart().startsWith('#'));
+
+    it(`${file}: defines jobs only, no global keyword`, () => {
+      for (const key of Object.keys(body)) assert.ok(!GLOBAL_KEYWORDS.includes(key), `global keyword ${key}`);
+      for (const [key, value] of Object.entries(body)) assert.ok(value !== null && typeof value === 'object' && !Array.isArray(value), `${key} is not a job`);
+    });
+
+    it(`${file}: names no host (the GitLab and registry come from CI variables)`, () => {
+      for (const line of code) assert.doesNotMatch(line, /[a-z][a-z0-9+.-]*:\/\/|gitlab\.com|\bregistry\.[a-z]/i, line);
+      assert.match(text, /\$CI_REGISTRY\//);
+    });
+
+    it(`${file}: traces and prints nothing secret`, () => {
+      for (const line of code) {
+        assert.doesNotMatch(line, /\bset\s+(-[a-wyz]*x|-o\s+xtrace)/, line);
+        if (/\b(echo|printf)\b/.test(line)) assert.doesNotMatch(line, /\$\{?[A-Z_]*(TOKEN|SECRET|PASSWORD|KEY)|\$\(cat\b|\benv\b/, line);
+      }
+    });
+
+    it(`${file}: every exchange writes its credentials to a fresh directory under the job's TMPDIR`, () => {
+      const exchanges = code.filter((line) => /^\s*broker exchange /.test(line));
+      assert.ok(exchanges.length > 0 || !text.includes('broker exchange'), 'no exchange found');
+      for (const line of exchanges) assert.match(line, /--out "\$OIDC_BROKER_DIR" --dotenv "\$OIDC_BROKER_DIR\/broker\.env"/, line);
+      const made = code.filter((line) => line.includes('OIDC_BROKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/oidc-broker.XXXXXX")"')).length;
+      assert.equal(made, exchanges.length, 'one mktemp per exchange');
     });
   }
 });
