@@ -31,5 +31,28 @@ describe('echo', () => {
     }
   });
 
+  it('escapes a lone high surrogate at the end of short text', () => assert.equal(echo('a\ud800'), 'a\\ud800'));
+
+  it('cuts short text whose escapes run past the cap, at a whole escape', () => {
+    assert.equal(echo('\n'.repeat(20)), `${'\\u000a'.repeat(10)}…(20 chars)`);
+    assert.equal(echo('\n\n', 4), '…(2 chars)');
+  });
+
+  it('keeps text whose escapes fill the cap exactly', () => {
+    assert.equal(echo(`${'a'.repeat(58)}\n`), `${'a'.repeat(58)}\\u000a`);
+  });
+
+  it('cuts only an escape that the cap splits, not an earlier or a whole one', () => {
+    assert.equal(echo(`a\n${'b'.repeat(100)}`), `a\\u000a${'b'.repeat(57)}…(102 chars)`);
+    assert.equal(echo(`${'a'.repeat(58)}\n${'b'.repeat(10)}`), `${'a'.repeat(58)}\\u000a…(69 chars)`);
+    assert.equal(echo(`${'a'.repeat(62)}\\${'b'.repeat(10)}`), `${'a'.repeat(62)}\\b…(73 chars)`, 'a backslash the caller sent is no escape');
+  });
+
+  it('drops the high half of a pair that the cap splits after escaping, for every high surrogate', () => {
+    for (const pair of ['😀', '\ud800\udc00', '\udbff\udfff']) {
+      assert.equal(echo(`\nx${pair.repeat(30)}`), `\\u000ax${pair.repeat(28)}…(62 chars)`, pair);
+    }
+  });
+
   it('quote wraps the echo in double quotes', () => assert.equal(quote('a\tb'), '"a\\u0009b"'));
 });
