@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { createTransport, targetOf } from '../src/adapters/gitlab/http-get.js';
 import { startStandIn } from './standin.js';
+import { cpuPerCall } from './harness.js';
 
 const PER_ROUND = 4000;
 const ROUNDS = 5;
@@ -22,16 +23,6 @@ async function standInChild(): Promise<void> {
   const standIn = await startStandIn({ kty: 'RSA', n: 'AQAB', e: 'AQAB' });
   process.send?.({ issuer: standIn.issuer });
   process.once('disconnect', () => void standIn.close());
-}
-
-async function cpuPerCall(call: () => Promise<unknown>): Promise<number> {
-  const before = process.cpuUsage();
-  let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < PER_ROUND) await call();
-  }));
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / PER_ROUND;
 }
 
 async function main(): Promise<void> {
@@ -62,7 +53,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 300; i += 1) await Promise.all([viaTransport(), viaRequest(), viaNodeHttp()]); // warm-up: JIT, sockets
   const results: { transport: number; request: number; http: number }[] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
-    results.push({ transport: await cpuPerCall(viaTransport), request: await cpuPerCall(viaRequest), http: await cpuPerCall(viaNodeHttp) });
+    results.push({ transport: await cpuPerCall(CONCURRENCY, PER_ROUND, viaTransport), request: await cpuPerCall(CONCURRENCY, PER_ROUND, viaRequest), http: await cpuPerCall(CONCURRENCY, PER_ROUND, viaNodeHttp) });
   }
   for (const [i, r] of results.entries()) {
     console.log(

@@ -14,6 +14,7 @@ import { applicationDefaultCredentials } from '../src/adapters/google/credential
 import { createDirectIamClient } from '../src/adapters/google/direct-client.js';
 import { createGoogleTokenMinter } from '../src/adapters/google/minter.js';
 import { createSdkIamClient } from '../src/adapters/google/sdk-client.js';
+import { cpuPerCall } from './harness.js';
 
 const TARGET = 'bench-target@bench-project.iam.gserviceaccount.com';
 const SCOPE = 'https://www.googleapis.com/auth/spanner.admin';
@@ -28,16 +29,6 @@ async function standInChild(): Promise<void> {
   google.grantTokenCreator(TARGET, google.brokerServiceAccount);
   process.send?.({ url: google.url, credentialsFile: google.credentialsFile });
   process.once('disconnect', () => void google.close());
-}
-
-async function cpuPerCall(call: () => Promise<unknown>): Promise<number> {
-  const before = process.cpuUsage();
-  let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < PER_ROUND) await call();
-  }));
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / PER_ROUND;
 }
 
 async function main(): Promise<void> {
@@ -71,7 +62,7 @@ async function main(): Promise<void> {
   const direct = (): Promise<unknown> => directMinter.mint(plan, context);
   for (let i = 0; i < 500; i += 1) await Promise.all([sdk(), direct(), http()]); // warm-up: ADC token, JIT, sockets
   const results: { sdk: number; direct: number; http: number }[] = [];
-  for (let round = 0; round < ROUNDS; round += 1) results.push({ direct: await cpuPerCall(direct), sdk: await cpuPerCall(sdk), http: await cpuPerCall(http) });
+  for (let round = 0; round < ROUNDS; round += 1) results.push({ direct: await cpuPerCall(CONCURRENCY, PER_ROUND, direct), sdk: await cpuPerCall(CONCURRENCY, PER_ROUND, sdk), http: await cpuPerCall(CONCURRENCY, PER_ROUND, http) });
   for (const [i, r] of results.entries()) {
     console.log(
       `round ${i + 1}: adapter direct ${r.direct.toFixed(0)} µs CPU/mint (${(r.direct / r.http).toFixed(2)}× node:http), adapter sdk ${r.sdk.toFixed(0)} µs (${(r.sdk / r.http).toFixed(2)}×), node:http ${r.http.toFixed(0)} µs; sdk ÷ direct ${(r.sdk / r.direct).toFixed(2)}`,

@@ -134,3 +134,14 @@ export const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? valu
 export const codesText = (codes: Record<string, number>) => Object.entries(codes).map(([code, count]) => `${code}=${count}`).join(' ');
 export const gcText = (gc: GcTotals, requests: number) =>
   `${gc.collections} GCs (${gc.full} full), pauses ${fmt(gc.pauseMs, 1)} ms total, longest ${fmt(gc.maxPauseMs, 2)} ms, ~${fmt((gc.allocatedMb * 1024) / Math.max(1, requests), 1)} KiB allocated per request`;
+
+/** This process's CPU (µs) per call of `call`, made `count` times by `concurrency` loops at once. */
+export async function cpuPerCall(concurrency: number, count: number, call: () => Promise<unknown>): Promise<number> {
+  const before = process.cpuUsage();
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next++ < count) await call();
+  }));
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / count;
+}
