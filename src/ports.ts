@@ -46,12 +46,22 @@ export interface IdTokenVerifier {
 }
 
 /**
+ * The request's deadline as the GitLab adapters see it: an AbortSignal fits, and so does the cheaper RequestDeadline
+ * (app/deadline.ts) that the use case creates per request. Listeners are called once, when it fires.
+ */
+export interface RequestSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
  * Job liveness and approval facts from the GitLab API, each call ending when `signal` (the request's deadline) fires.
  * Throws BrokerError: upstream_unavailable on any failure, rate_limited when the project's lookup budget is spent.
  */
 export interface FactSource {
-  jobStatus(issuer: TrustedIssuer, principal: GitLabPrincipal, signal: AbortSignal): Promise<string>;
-  approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal): Promise<ApprovalFacts>;
+  jobStatus(issuer: TrustedIssuer, principal: GitLabPrincipal, signal: RequestSignal): Promise<string>;
+  approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: RequestSignal): Promise<ApprovalFacts>;
 }
 
 /** Provenance carried into every minted credential. */

@@ -1,6 +1,6 @@
 /**
  * The steps exchange and explain share: verify the ID token, evaluate the policy in two phases, and fetch only the
- * GitLab facts that the candidate rules need, in parallel and under one deadline (one AbortSignal per request).
+ * GitLab facts that the candidate rules need, in parallel and under one deadline (one RequestDeadline per request).
  */
 import { hash } from 'node:crypto';
 import { subjectOf, type GitLabPrincipal, type PipelineSubject } from '../core/claims.js';
@@ -11,6 +11,7 @@ import { decide, factNeeds, preEvaluate, type Decision, type EvaluationOptions, 
 import { parseStrictJson } from '../core/strict-json.js';
 import type { CompiledPolicy } from '../core/policy/compile.js';
 import type { TrustedIssuer } from '../ports.js';
+import { RequestDeadline } from './deadline.js';
 import type { BrokerDeps } from './deps.js';
 
 export function sha256Hex(text: string): string {
@@ -63,26 +64,25 @@ export interface Authorization {
 }
 
 /**
- * The GitLab facts the candidate rules need, fetched in parallel under one deadline: one AbortSignal for the whole
- * request, fired by one timer (the deadline) or by the first failure, so sibling calls stop instead of running on
- * after the answer is known.
+ * The GitLab facts the candidate rules need, fetched in parallel under one deadline: one RequestDeadline for the whole
+ * request, fired by its timer or by the first failure, so sibling calls stop instead of running on after the answer
+ * is known.
  */
 export async function gatherFacts(deps: BrokerDeps, issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds): Promise<Facts> {
   const needsApprovals = needs.deploymentApprovals || needs.mergeRequestApprovals;
   if (!needs.jobStatus && !needsApprovals) return { approvals: {} };
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`no answer in ${deps.factTimeoutMs} ms`)), deps.factTimeoutMs);
+  const deadline = new RequestDeadline(deps.factTimeoutMs);
   try {
     const [jobStatus, approvals] = await Promise.all([
-      needs.jobStatus ? deps.facts.jobStatus(issuer, principal, controller.signal) : undefined,
-      needsApprovals ? deps.facts.approvals(issuer, principal, needs, controller.signal) : {},
+      needs.jobStatus ? deps.facts.jobStatus(issuer, principal, deadline) : undefined,
+      needsApprovals ? deps.facts.approvals(issuer, principal, needs, deadline) : {},
     ]);
     return jobStatus === undefined ? { approvals } : { jobStatus, approvals };
   } catch (err) {
-    controller.abort(err);
+    deadline.abort();
     throw err;
   } finally {
-    clearTimeout(timer);
+    deadline.end();
   }
 }
 

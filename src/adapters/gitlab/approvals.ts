@@ -18,6 +18,7 @@ import {
 } from '../../core/approvals.js';
 import type { GitLabPrincipal } from '../../core/claims.js';
 import type { FactNeeds } from '../../core/policy/evaluate.js';
+import type { RequestSignal } from '../../ports.js';
 import * as api from './approval-responses.js';
 import { pathId, withSignal } from './gitbeaker-requester.js';
 import { allPages, findInPages, pageOf, PER_PAGE } from './paginate.js';
@@ -57,7 +58,7 @@ type Options<F extends (...args: never[]) => unknown, I extends number> = NonNul
 /** One request's view of the API: the issuer's resources, the request's signal, and the approvers seen. */
 interface Lookup {
   readonly api: ApprovalResources;
-  readonly signal: AbortSignal;
+  readonly signal: RequestSignal;
   /** Resolve the full profiles and group memberships of these approvers, recording memberships for the facts. */
   enrich(users: readonly ApprovalUser[]): Promise<Map<string, ApprovalUser>>;
   readonly members: Map<string, Set<string>>;
@@ -170,7 +171,7 @@ async function mergeRequestFacts(lookup: Lookup, principal: GitLabPrincipal): Pr
   return { ...base, committers: api.toCommitters(mrCommits), approvals, latestVersionAt: api.latestVersionTime(versions) };
 }
 
-function startLookup(resources: ApprovalResources, caches: ApprovalCaches, scope: string, groups: readonly string[], signal: AbortSignal): Lookup {
+function startLookup(resources: ApprovalResources, caches: ApprovalCaches, scope: string, groups: readonly string[], signal: RequestSignal): Lookup {
   const members = new Map<string, Set<string>>(groups.map((group) => [group, new Set<string>()]));
 
   async function isMember(group: string, userId: string): Promise<boolean> {
@@ -230,9 +231,10 @@ function startLookup(resources: ApprovalResources, caches: ApprovalCaches, scope
  * @example await lookupApprovals(resources, caches, issuer.apiUrl, principal, needs, signal)
  */
 export async function lookupApprovals(
-  resources: ApprovalResources, caches: ApprovalCaches, scope: string, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal,
+  resources: ApprovalResources, caches: ApprovalCaches, scope: string, principal: GitLabPrincipal, needs: FactNeeds, signal: RequestSignal,
 ): Promise<ApprovalFacts> {
-  setMaxListeners(0, signal); // every parallel call of the lookup listens to it; dozens are expected, not a leak
+  // every parallel call of the lookup listens to it; dozens are expected, not a leak
+  if (signal instanceof EventTarget) setMaxListeners(0, signal);
   const lookup = startLookup(resources, caches, scope, needs.groups, signal);
   const [deployment, mergeRequest] = await Promise.all([
     needs.deploymentApprovals ? deploymentFacts(lookup, principal) : undefined,

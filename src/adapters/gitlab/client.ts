@@ -2,7 +2,7 @@
  * The broker's one GitLab API client: job liveness on each exchange and approval facts for the rules that need them,
  * through @gitbeaker/rest's typed endpoints with one requester (gitbeaker-requester.ts), one paginator (paginate.ts),
  * one transport whose connection pools it owns and closes (http-get.ts), and one translator of failures
- * (translate.ts). Each call runs under the request's AbortSignal, which the use case creates (gatherFacts); the
+ * (translate.ts). Each call runs under the request's deadline, which the use case creates (gatherFacts); the
  * transport bounds each wait by the issuer's request timeout. Every answer is validated before use.
  *
  * Why our requester and not gitbeaker's: its default puts every call through a client-side rate limiter of 3,000
@@ -15,7 +15,7 @@ import type { ApprovalFacts } from '../../core/approvals.js';
 import type { GitLabPrincipal } from '../../core/claims.js';
 import { BrokerError } from '../../core/errors.js';
 import type { FactNeeds } from '../../core/policy/evaluate.js';
-import type { FactSource, TrustedIssuer } from '../../ports.js';
+import type { FactSource, RequestSignal, TrustedIssuer } from '../../ports.js';
 import { gitbeakerHost } from './api-client.js';
 import * as api from './approval-responses.js';
 import { lookupApprovals, type ApprovalCaches, type ApprovalResources } from './approvals.js';
@@ -107,7 +107,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
       }
     },
 
-    async approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: AbortSignal): Promise<ApprovalFacts> {
+    async approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: RequestSignal): Promise<ApprovalFacts> {
       if (!needs.deploymentApprovals && !needs.mergeRequestApprovals) return {};
       const spent = budget.take(`${issuer.issuer}\n${principal.project_id}`, clock());
       if (!spent.ok) {

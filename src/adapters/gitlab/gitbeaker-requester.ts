@@ -11,6 +11,7 @@
  * SIGNAL key (see `withSignal`); a call without one is our own mistake and throws.
  */
 import type { Deployments } from '@gitbeaker/rest';
+import type { RequestSignal } from '../../ports.js';
 import { GitLabApiError, type GitLabTransport, type JsonResponse } from './http-get.js';
 
 type ResourceConfig = NonNullable<ConstructorParameters<typeof Deployments>[0]>;
@@ -18,14 +19,14 @@ export type GitbeakerRequesterFn = NonNullable<ResourceConfig['requesterFn']>;
 type ResourceOptions = Parameters<GitbeakerRequesterFn>[0];
 type Requester = ReturnType<GitbeakerRequesterFn>;
 
-/** The query-option key that carries a call's AbortSignal to the requester; never sent to GitLab. */
+/** The query-option key that carries a call's RequestSignal (the request's deadline) to the requester; never sent to GitLab. */
 const SIGNAL = 'brokerSignal';
 
 /**
  * gitbeaker call options plus the request's signal.
  * @example jobs.show(project, jobId, withSignal({}, signal))
  */
-export function withSignal<T extends object>(options: T, signal: AbortSignal): T {
+export function withSignal<T extends object>(options: T, signal: RequestSignal): T {
   return { ...options, [SIGNAL]: signal };
 }
 
@@ -52,6 +53,11 @@ interface InFlight {
   /** Ends the shared GET: no AbortController per call (a signal costs ~3.5 µs to create, on every exchange). */
   readonly stop: () => void;
   waiters: number;
+}
+
+/** What withSignal put under SIGNAL: an AbortSignal or the use case's RequestDeadline. */
+function isRequestSignal(value: unknown): value is RequestSignal {
+  return typeof value === 'object' && value !== null && typeof (value as RequestSignal).addEventListener === 'function' && typeof (value as RequestSignal).aborted === 'boolean';
 }
 
 const NEXT_LINK = /<([^>]+)>;\s*rel="next"/;
@@ -82,11 +88,11 @@ function decamelize(key: string): string {
  * gitbeaker's query options as GitLab's query string: snake_case keys, sorted (one key per distinct query, whatever
  * order gitbeaker built it in), '' when there are none, and the signal taken out.
  */
-function queryOf(searchParams: Record<string, unknown> | undefined): { query: string; signal: AbortSignal | undefined } {
+function queryOf(searchParams: Record<string, unknown> | undefined): { query: string; signal: RequestSignal | undefined } {
   let query: URLSearchParams | undefined;
-  let signal: AbortSignal | undefined;
+  let signal: RequestSignal | undefined;
   for (const [key, value] of searchParams ? Object.entries(searchParams) : []) {
-    if (key === SIGNAL && value instanceof AbortSignal) {
+    if (key === SIGNAL && isRequestSignal(value)) {
       signal = value;
       continue;
     }
@@ -103,7 +109,7 @@ function queryOf(searchParams: Record<string, unknown> | undefined): { query: st
  * Wait for a shared fetch, leaving it (and stopping it when nobody else waits) when this caller's signal fires. The
  * first waiter to see it settle removes it from the table, and lists get their pagination headers normalised.
  */
-function join(table: Map<string, InFlight>, key: string, entry: InFlight, signal: AbortSignal, url: () => URL): Promise<JsonResponse> {
+function join(table: Map<string, InFlight>, key: string, entry: InFlight, signal: RequestSignal, url: () => URL): Promise<JsonResponse> {
   entry.waiters += 1;
   return new Promise<JsonResponse>((resolve, reject) => {
     let waiting = true;

@@ -7,6 +7,7 @@
  * reaches another host), JSON only, a bounded body, and errors that name a path and a status and nothing else.
  */
 import { Pool, errors } from 'undici';
+import type { RequestSignal } from '../../ports.js';
 
 /** `shape`: a JSON answer that is not the document asked for (GitLab's `null` included). */
 export type GitLabFailure = 'unreachable' | 'timeout' | 'status' | 'not_json' | 'shape';
@@ -87,7 +88,7 @@ export interface PendingGet {
  * `signal` (the request's deadline) or `stop` ends it earlier. A redirect is refused, never followed: a PRIVATE-TOKEN
  * header must not reach another host.
  */
-function startGet(pool: Pool, target: Target, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined): PendingGet {
+function startGet(pool: Pool, target: Target, headers: Record<string, string>, timeoutMs: number, signal: RequestSignal | undefined): PendingGet {
   const query = target.path.indexOf('?');
   const path = query < 0 ? target.path : target.path.slice(0, query);
   let stop: () => void = () => {};
@@ -162,8 +163,8 @@ function startGet(pool: Pool, target: Target, headers: Record<string, string>, t
 
 /** GETs over one connection pool per GitLab origin, owned by one GitLab client and closed with it. */
 export interface GitLabTransport {
-  getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<JsonResponse>;
-  /** A GET that callers sharing it stop themselves (the requester's coalescing): no AbortSignal of its own. */
+  getJson(target: Target, headers: Record<string, string>, timeoutMs: number, signal?: RequestSignal): Promise<JsonResponse>;
+  /** A GET that callers sharing it stop themselves (the requester's coalescing): no signal of its own. */
   start(target: Target, headers: Record<string, string>, timeoutMs: number): PendingGet;
   /** Close every pool; calls still running fail as unreachable. */
   close(): Promise<void>;
@@ -178,7 +179,7 @@ export interface GitLabTransport {
 export function createTransport(): GitLabTransport {
   const pools = new Map<string, Pool>();
   let closed = false;
-  const begin = (target: Target, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined): PendingGet => {
+  const begin = (target: Target, headers: Record<string, string>, timeoutMs: number, signal: RequestSignal | undefined): PendingGet => {
     if (closed) {
       const refused = Promise.reject(new GitLabApiError('unreachable', target.path.split('?')[0] ?? '', undefined, undefined, { cause: { message: 'the GitLab client is closed' } }));
       return { promise: refused, stop: () => {} };
