@@ -72,8 +72,9 @@ export interface GrantModule<K extends string, Spec extends { readonly lifetime:
   withinSession(scope: SessionScope, request: Request): { readonly request: Request } | { readonly refused: string };
   /**
    * What two rules' sections of this kind both grant, for the policy linter's shadowing check (an earlier rule granting
-   * it with weaker requirements lets a pipeline around the later rule's), named for the message (`token audience a, b`);
-   * undefined when no request could get the same credential from both.
+   * it with weaker requirements lets a pipeline around the later rule's), as a phrase for its message that starts with
+   * the kind (`token audience a, b`); undefined when no request could get the same credential from both. When unsure,
+   * say they overlap: a false alarm costs `--allow-shadowing`, a missed one an approval bypass.
    */
   overlaps(earlier: Spec, later: Spec): string | undefined;
   /** What the audit log keeps of a minted credential: never the credential, only its hash and metadata. */
