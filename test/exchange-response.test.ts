@@ -6,7 +6,12 @@
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ZodType } from 'zod';
-import { exchangeResponseSchema, explainResponseSchema, problemSchema } from '../src/core/exchange-response.js';
+import { generateKeyAndRequest } from '../src/adapters/ca/request.js';
+import { exchangeBody } from '../src/cli/commands/exchange.js';
+import { exchangeResponseSchema, explainResponseSchema, firstIssue, grantedSchema, problemSchema } from '../src/core/exchange-response.js';
+import { GRANT_KINDS, GRANTS, type GrantKind } from '../src/core/grants.js';
+import { missingFieldText } from '../src/core/json-path.js';
+import { startGoogleBroker, type GoogleBroker } from './support/google-broker.js';
 import { startHarness, type Harness } from './support/harness.js';
 import { AUDIENCE } from './support/policies.js';
 
@@ -48,5 +53,47 @@ describe('the answers the CLI reads', () => {
   it('an exchange answer missing a credential does not parse', () => {
     const parsed = exchangeResponseSchema.safeParse({ requestId: 'r', rule: 'x', subject: {}, approvals: {}, grants: { token: { expiresAt: '2026-01-01T00:00:00Z' } } });
     assert.equal(parsed.success, false);
+  });
+});
+
+describe('the grants of an answer, one entry per registered kind', () => {
+  const answer = (grants: Record<string, unknown>) => ({
+    requestId: 'r1', rule: 'deploy', approvals: {}, grants,
+    subject: { project_path: 'payments/api', project_id: '20', pipeline_id: '574', job_id: '302', ref_path: 'refs/heads/main', sha: 'abc', user_login: 'alice' },
+  });
+  const token = { token: 'eyJ.x.y', expiresAt: '2026-11-26T08:00:00.000Z' };
+
+  it('reads each kind with its module\'s own response schema, and no other key', () => {
+    assert.deepEqual(Object.keys(grantedSchema.shape), [...GRANT_KINDS]);
+    for (const kind of GRANT_KINDS) assert.equal(grantedSchema.shape[kind].unwrap(), GRANTS[kind].cli.responseSchema, kind);
+  });
+
+  it('refuses a grant kind no module reads, naming it, instead of dropping the credential', () => {
+    assert.equal(exchangeResponseSchema.safeParse(answer({ token })).success, true);
+    const parsed = exchangeResponseSchema.safeParse(answer({ token, aws: { accessKeyId: 'AKIA', expiresAt: token.expiresAt } }), { error: missingFieldText });
+    assert.equal(parsed.success, false);
+    assert.equal(parsed.success ? '' : firstIssue(parsed.error), `grants: not a grant kind this CLI reads: aws (it reads ${GRANT_KINDS.join(', ')})`);
+  });
+
+  it('refuses a credential whose expiry is not a time', () => {
+    const parsed = exchangeResponseSchema.safeParse(answer({ token: { ...token, expiresAt: 'soon' } }));
+    assert.equal(parsed.success ? '' : firstIssue(parsed.error), 'grants.token.expiresAt: must be an ISO 8601 time');
+  });
+});
+
+describe('a real answer with every registered kind', () => {
+  let gb: GoogleBroker;
+  before(async () => {
+    gb = await startGoogleBroker();
+  });
+  after(() => gb.close());
+
+  it('parses with nothing left over, one credential per kind the CLI asked for', async () => {
+    const wanted = new Map<GrantKind, string | undefined>(GRANT_KINDS.map((kind) => [kind, undefined]));
+    const { grants } = exchangeBody(wanted, { csrPem: generateKeyAndRequest().csrPem });
+    const result = await gb.h.exchange(await gb.h.gitlab.token(AUDIENCE, { environment: 'production' }), grants);
+    assert.equal(result.status, 200, result.text);
+    holds(exchangeResponseSchema, result.body);
+    assert.deepEqual(Object.keys(result.body.grants as object), [...GRANT_KINDS]);
   });
 });

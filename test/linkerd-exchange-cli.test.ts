@@ -14,7 +14,7 @@ import { createEphemeralCa, type EphemeralCa } from '../src/adapters/ca/ephemera
 import { runCliInProcess } from './support/cli-run.js';
 import { IDENTITY, NAMING, contextAt, minutesAfter, planFor, scratchDir } from './linkerd-fixtures.js';
 
-type Scenario = 'allow' | 'deny' | 'unavailable' | 'malformed';
+type Scenario = 'allow' | 'deny' | 'unavailable' | 'malformed' | 'unknown-kind';
 
 const DENIAL = {
   type: 'about:blank', title: 'Required approvals are missing', status: 403, code: 'approval_required', detail: 'an approval requirement is not met',
@@ -51,7 +51,9 @@ describe('exchange and gate commands', () => {
         const google = { accessToken: 'ya29.test', expiresAt: now.toISOString(), serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: [] };
         // malformed: a certificate missing from an otherwise complete answer.
         const issued = scenario === 'malformed' ? { ...linkerd, certificate: undefined } : linkerd;
-        return [200, { requestId: 'r2', rule: 'payments-smoke', subject: SUBJECT, approvals: { deployment: [{ user: 'rel', at: undefined }] }, grants: { linkerd: issued, google } }];
+        // unknown-kind: a credential of a kind this CLI has no module for, beside the ones it asked for.
+        const extra = scenario === 'unknown-kind' ? { aws: { accessKeyId: 'AKIA', expiresAt: now.toISOString() } } : {};
+        return [200, { requestId: 'r2', rule: 'payments-smoke', subject: SUBJECT, approvals: { deployment: [{ user: 'rel', at: undefined }] }, grants: { linkerd: issued, google, ...extra } }];
       };
       const [status, payload] = await reply();
       response.writeHead(status, { 'content-type': status === 200 ? 'application/json' : 'application/problem+json' });
@@ -90,6 +92,15 @@ describe('exchange and gate commands', () => {
     const { code, stderr } = await cli(['exchange', '--broker', broker, '--grant', 'linkerd', '--out', out]);
     assert.equal(code, 3, stderr);
     assert.match(stderr, /the broker answered 200 with an unexpected exchange response: grants\.linkerd\.certificate: /);
+    assert.equal(existsSync(out), false, 'no credential directory');
+  });
+
+  it('refuses an exchange answer with a grant kind it cannot read with exit 3 naming it, and writes nothing', async () => {
+    scenario = 'unknown-kind';
+    const out = join(scratchDir(), 'never');
+    const { code, stderr } = await cli(['exchange', '--broker', broker, '--grant', 'linkerd', '--grant', 'google', '--out', out]);
+    assert.equal(code, 3, stderr);
+    assert.match(stderr, /the broker answered 200 with an unexpected exchange response: grants: not a grant kind this CLI reads: aws \(it reads /);
     assert.equal(existsSync(out), false, 'no credential directory');
   });
 

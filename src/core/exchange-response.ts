@@ -3,12 +3,12 @@
  * contract between the server and the `exchange`/`gate` commands. The CLI reads every answer through them (a broker
  * answer of the wrong shape is an error naming the JSON path, never `undefined` written to a credential file), and a
  * test holds the server's real answers to them, so neither side can drift alone. Unknown fields are stripped, not
- * refused: a newer broker may add fields.
+ * refused: a newer broker may add fields. The one exception is an unknown grant kind (see grantedSchema).
  */
 import { z } from 'zod';
+import { GRANT_KINDS, GRANTS, type GrantKind, type GrantRegistry } from './grants.js';
+import { isoTimeSchema } from './grants/module.js';
 import { jsonPath } from './json-path.js';
-
-const time = z.string().refine((text) => !Number.isNaN(Date.parse(text)), 'must be an ISO 8601 time');
 
 /** The pipeline the credentials were issued to (PipelineSubject). */
 export const subjectSchema = z.object({
@@ -22,23 +22,15 @@ export const subjectSchema = z.object({
   user_login: z.string(),
 });
 
-export const grantedSchema = z.object({
-  google: z
-    .object({ accessToken: z.string().min(1), expiresAt: time, serviceAccount: z.string(), scopes: z.array(z.string()), spannerDatabaseRole: z.string().optional() })
-    .optional(),
-  linkerd: z
-    .object({
-      certificate: z.string().min(1),
-      chain: z.string(),
-      trustAnchors: z.string().min(1),
-      identity: z.string(),
-      spiffeId: z.string(),
-      serialNumber: z.string(),
-      expiresAt: time,
-    })
-    .optional(),
-  token: z.object({ token: z.string().min(1), expiresAt: time }).optional(),
-});
+/**
+ * `grants`: each kind's credential as its module says the broker sends it (GrantModule.cli.responseSchema). A key that
+ * is no registered kind is refused, not stripped: the CLI only ever asks for kinds it knows, so such a key means the
+ * broker and the CLI disagree, and a credential dropped without a word would leave the job without it.
+ */
+export const grantedSchema = z.strictObject(
+  Object.fromEntries(GRANT_KINDS.map((kind) => [kind, GRANTS[kind].cli.responseSchema.optional()])) as { [K in GrantKind]: z.ZodOptional<GrantRegistry[K]['cli']['responseSchema']> },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? `not a grant kind this CLI reads: ${issue.keys.join(', ')} (it reads ${GRANT_KINDS.join(', ')})` : undefined) },
+);
 
 /** 200 from /v1/exchange. */
 export const exchangeResponseSchema = z.object({
@@ -51,7 +43,7 @@ export const exchangeResponseSchema = z.object({
   }),
   grants: grantedSchema,
   /** For POST /v1/refresh; absent from a refresh's own answer. */
-  session: z.object({ token: z.string().min(1), expiresAt: time }).optional(),
+  session: z.object({ token: z.string().min(1), expiresAt: isoTimeSchema }).optional(),
 });
 export type ExchangeResponse = z.output<typeof exchangeResponseSchema>;
 

@@ -3,7 +3,7 @@
  * Credentials API (the adapter lives in src/adapters/google/).
  */
 import { z } from 'zod';
-import { lifetimeSchema, type GrantModule } from './module.js';
+import { isoTimeSchema, lifetimeSchema, type GrantModule } from './module.js';
 
 const serviceAccountEmail = z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$|^[^@\s]+@[a-z0-9.-]+\.gserviceaccount\.com$/, 'must be a Google service account email');
 
@@ -39,10 +39,11 @@ export interface GoogleAccessToken {
   readonly spannerDatabaseRole?: string;
 }
 
-const googleResponseSchema = z.looseObject({
+const googleResponseSchema = z.object({
   accessToken: z.string().min(1),
-  expiresAt: z.string(),
+  expiresAt: isoTimeSchema,
   serviceAccount: z.string(),
+  scopes: z.array(z.string()),
   spannerDatabaseRole: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/).optional(),
 });
 
@@ -78,6 +79,8 @@ export const googleGrant: GrantModule<'google', GoogleGrantSpec, GoogleGrantRequ
     const extra = scopes.filter((item) => !granted.includes(item));
     return extra.length > 0 ? { refused: `the original exchange did not grant the scopes ${extra.join(', ')}` } : { request: { scopes } };
   },
+  // The same account with other scopes is still the same principal (scopes only narrow what the token may do).
+  overlaps: (earlier, later) => (earlier.serviceAccount === later.serviceAccount ? `google service account ${later.serviceAccount}` : undefined),
   auditSummary: (minted, sha256Hex) => ({
     kind: 'google', serviceAccount: minted.serviceAccount, scopes: minted.scopes, expiresAt: minted.expiresAt, sha256: sha256Hex(minted.accessToken),
     ...(minted.spannerDatabaseRole === undefined ? {} : { spannerDatabaseRole: minted.spannerDatabaseRole }),

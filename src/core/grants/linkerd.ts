@@ -3,7 +3,7 @@
  * whose key never leaves the job (the adapter lives in src/adapters/linkerd/, the identity names in ../linkerd.ts).
  */
 import { z } from 'zod';
-import { lifetimeSchema, type GrantModule } from './module.js';
+import { isoTimeSchema, lifetimeSchema, type GrantModule } from './module.js';
 
 const MAX_CSR_LENGTH = 16 * 1024;
 const dnsLabel = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label (≤ 63 chars)');
@@ -37,13 +37,14 @@ export interface IssuedCertificate {
   readonly expiresAt: Date;
 }
 
-const linkerdResponseSchema = z.looseObject({
+const linkerdResponseSchema = z.object({
   certificate: z.string().min(1),
   chain: z.string(),
   trustAnchors: z.string().min(1),
   identity: z.string(),
   spiffeId: z.string(),
-  expiresAt: z.string(),
+  serialNumber: z.string(),
+  expiresAt: isoTimeSchema,
 });
 
 export const LINKERD_HARD_CAP_SECONDS = 24 * 3600;
@@ -63,6 +64,8 @@ export const linkerdGrant: GrantModule<'linkerd', LinkerdGrantSpec, LinkerdGrant
   // The identity comes from the rule; a refresh only brings a new CSR (a new key) for it.
   sessionScope: () => ({}),
   withinSession: (_scope, request) => ({ request }),
+  overlaps: (earlier, later) =>
+    earlier.serviceAccount === later.serviceAccount && earlier.namespace === later.namespace ? `linkerd identity ${later.serviceAccount}.${later.namespace}` : undefined,
   auditSummary: (minted) => ({ kind: 'linkerd', identity: minted.identity, spiffeId: minted.spiffeId, serialNumber: minted.serialNumber, expiresAt: minted.expiresAt }),
   cli: {
     needsKeyPair: true,

@@ -1,7 +1,8 @@
 /**
  * What one grant kind is, as pure data and functions: its policy section, its request section, the check a rule's
- * section makes of a request, the mint plan, what the audit log keeps of a minted credential, and what the CLI writes
- * to files. One module per kind (google.ts, linkerd.ts, token.ts); the registry in ../grants.ts lists them.
+ * section makes of a request, the mint plan, when two rules grant the same credential, what the audit log keeps of a
+ * minted credential, what the broker answers and what the CLI writes to files. One module per kind (google.ts,
+ * linkerd.ts, token.ts); the registry in ../grants.ts lists them.
  */
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
@@ -36,6 +37,9 @@ export interface CredentialOutput {
   readonly env: readonly (readonly [name: string, value: string])[];
 }
 
+/** An ISO 8601 time as JSON carries it (the `expiresAt` of every credential in a broker answer). */
+export const isoTimeSchema = z.string().refine((text) => !Number.isNaN(Date.parse(text)), 'must be an ISO 8601 time');
+
 /** What the job adds to a request that the broker cannot make for it (the linkerd CSR: its key stays in the job). */
 export interface JobMaterial {
   readonly csrPem?: string;
@@ -66,6 +70,13 @@ export interface GrantModule<K extends string, Spec extends { readonly lifetime:
   sessionScope(plan: Plan): SessionScope;
   /** A refresh's request under a session's scope: the request to mint (defaults taken from the scope), or why it asks for more. */
   withinSession(scope: SessionScope, request: Request): { readonly request: Request } | { readonly refused: string };
+  /**
+   * What two rules' sections of this kind both grant, for the policy linter's shadowing check (an earlier rule granting
+   * it with weaker requirements lets a pipeline around the later rule's), as a phrase for its message that starts with
+   * the kind (`token audience a, b`); undefined when no request could get the same credential from both. When unsure,
+   * say they overlap: a false alarm costs `--allow-shadowing`, a missed one an approval bypass.
+   */
+  overlaps(earlier: Spec, later: Spec): string | undefined;
   /** What the audit log keeps of a minted credential: never the credential, only its hash and metadata. */
   auditSummary(minted: Minted, sha256Hex: (text: string) => string): Readonly<Record<string, unknown>>;
   /** The CLI's side: the flag argument it takes (`token=AUDIENCE`), the request it sends, the files it writes. */
@@ -75,8 +86,12 @@ export interface GrantModule<K extends string, Spec extends { readonly lifetime:
     /** Whether the job makes a key pair and sends only its CSR. */
     readonly needsKeyPair?: boolean;
     request(argument: string | undefined, material: JobMaterial): unknown;
-    /** The response's `grants.<kind>` as the CLI reads it (JSON: dates are strings). */
-    readonly responseSchema: z.ZodType<Readonly<Record<string, unknown>>, unknown>;
+    /**
+     * The response's `grants.<kind>` as the server sends it and the CLI reads it (JSON: dates are strings): every field
+     * the minted credential serializes to, so that a field on one side alone fails the contract test; the exchange
+     * response schema (../exchange-response.ts) is built from these. `expiresAt` is when `exchange --refresh` renews.
+     */
+    readonly responseSchema: z.ZodType<{ readonly expiresAt: string } & Readonly<Record<string, unknown>>, unknown>;
     output(granted: Readonly<Record<string, unknown>>, material: JobMaterial, dir: string): CredentialOutput;
   };
 }

@@ -3,7 +3,7 @@
  * in src/adapters/jwt/, its key set in the `signing` config section).
  */
 import { z } from 'zod';
-import { lifetimeSchema, type GrantModule } from './module.js';
+import { isoTimeSchema, lifetimeSchema, type GrantModule } from './module.js';
 
 export const tokenPolicySchema = z.strictObject({
   audiences: z.array(z.string().min(1).max(512)).min(1).max(20),
@@ -26,7 +26,7 @@ export interface MintedToken {
   readonly expiresAt: Date;
 }
 
-const tokenResponseSchema = z.looseObject({ token: z.string().min(1), expiresAt: z.string() });
+const tokenResponseSchema = z.object({ token: z.string().min(1), expiresAt: isoTimeSchema });
 
 export const TOKEN_HARD_CAP_SECONDS = 3600;
 
@@ -51,6 +51,10 @@ export const tokenGrant: GrantModule<'token', TokenGrantSpec, TokenGrantRequest,
   withinSession(scope, request) {
     const audience = request.audience ?? (typeof scope.audience === 'string' ? scope.audience : undefined);
     return audience !== undefined && audience === scope.audience ? { request: { audience } } : { refused: `the original exchange did not grant the audience ${audience ?? '(none)'}` };
+  },
+  overlaps(earlier, later) {
+    const shared = earlier.audiences.filter((audience) => later.audiences.includes(audience));
+    return shared.length > 0 ? `token audience ${shared.join(', ')}` : undefined;
   },
   auditSummary: (minted, sha256Hex) => ({ kind: 'token', expiresAt: minted.expiresAt, sha256: sha256Hex(minted.token) }),
   cli: {

@@ -5,6 +5,7 @@
  * another's is not attempted in general; when we cannot show that the later rule matches something the earlier does not,
  * we report (a false alarm is one `--allow-shadowing` away, a missed bypass is an incident).
  */
+import { GRANT_KINDS, GRANTS, type GrantKind, type GrantSpecOf } from '../grants.js';
 import type { CompiledMatcher, CompiledRule } from './compile.js';
 import type { DeploymentApprovalsSpec, GrantsSpec, MatcherSpec, MergeRequestApprovalsSpec, RequireSpec } from './schema.js';
 
@@ -55,20 +56,13 @@ export function conditionsCover(earlier: CompiledRule, later: CompiledRule): boo
   });
 }
 
-/** The grants both rules give: token audiences in common, the same Linkerd identity, the same Google service account. */
+function overlapOf<K extends GrantKind>(kind: K, earlier: GrantSpecOf<K> | undefined, later: GrantSpecOf<K> | undefined): string | undefined {
+  return earlier !== undefined && later !== undefined ? GRANTS[kind].overlaps(earlier, later) : undefined;
+}
+
+/** The grants both rules give, one phrase per kind in registry order (each kind's module says what "the same" is). */
 export function overlappingGrants(earlier: GrantsSpec, later: GrantsSpec): string[] {
-  const overlap: string[] = [];
-  if (earlier.token && later.token) {
-    const shared = earlier.token.audiences.filter((audience) => later.token?.audiences.includes(audience));
-    if (shared.length > 0) overlap.push(`token audience ${shared.join(', ')}`);
-  }
-  if (earlier.linkerd && later.linkerd && earlier.linkerd.serviceAccount === later.linkerd.serviceAccount && earlier.linkerd.namespace === later.linkerd.namespace) {
-    overlap.push(`linkerd identity ${later.linkerd.serviceAccount}.${later.linkerd.namespace}`);
-  }
-  if (earlier.google && later.google && earlier.google.serviceAccount === later.google.serviceAccount) {
-    overlap.push(`google service account ${later.google.serviceAccount}`);
-  }
-  return overlap;
+  return GRANT_KINDS.flatMap((kind) => overlapOf(kind, earlier[kind], later[kind]) ?? []);
 }
 
 function weakerApprovals<T extends DeploymentApprovalsSpec | MergeRequestApprovalsSpec>(
