@@ -87,13 +87,17 @@ export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(con
   });
 }
 
-/** Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
-function buildGitLabClient(config: BrokerConfig): GitLabClient {
+/**
+ * Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default
+ * limits.factTimeout). A clock passed in (tests) also runs its caches and lookup budget; otherwise Date.now, no Date each call.
+ */
+function buildGitLabClient(config: BrokerConfig, clock: Clock | undefined): GitLabClient {
   return createGitLabClient({
     token: createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile]))),
     requestTimeoutMs: config.limits.factTimeout * 1000,
     issuerRequestTimeoutMs: new Map(config.gitlab.flatMap((entry) => (entry.requestTimeout === undefined ? [] : [[entry.issuer, entry.requestTimeout * 1000] as const]))),
     lookupBudget: { perProject: config.limits.gitlabLookupsPerProject, windowMs: config.limits.gitlabLookupWindow * 1000 },
+    clock: clock === undefined ? undefined : () => clock.now().getTime(),
   });
 }
 
@@ -127,7 +131,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file).catch((err: unknown) => {
     throw new ConfigError(`config: audit.file: cannot open ${config.audit.file ?? ''} for appending: ${(err as Error).message}`, { cause: err });
   });
-  const gitlab = overrides.facts ? undefined : buildGitLabClient(config);
+  const gitlab = overrides.facts ? undefined : buildGitLabClient(config, overrides.clock);
   // One line per grant kind: its adapter, or undefined when the config has no section for it.
   const minters = {
     google,

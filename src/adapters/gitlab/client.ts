@@ -32,7 +32,10 @@ export interface GitLabClientOptions {
   readonly requestTimeoutMs: number;
   /** Issuer URL → its own request timeout (config `gitlab[].requestTimeout`). */
   readonly issuerRequestTimeoutMs?: ReadonlyMap<string, number>;
-  /** Approval lookups per project and window (config `limits.gitlabLookupsPerProject`); default 60 a minute. */
+  /**
+   * Approval lookups, and job lookups after a token's first, per project and window (config
+   * `limits.gitlabLookupsPerProject`); default 60 a minute.
+   */
   readonly lookupBudget?: LookupBudgetOptions;
   /** How long a (group, user) membership or a user profile is reused; default 30 s, 0 disables. */
   readonly membershipTtlMs?: number;
@@ -63,7 +66,13 @@ function jobProject(principal: GitLabPrincipal): string {
 export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
   const clock = options.clock ?? Date.now;
   const transport = createTransport();
-  const budget = createLookupBudget(options.lookupBudget ?? DEFAULT_LOOKUP_BUDGET);
+  const budgetOptions = options.lookupBudget ?? DEFAULT_LOOKUP_BUDGET;
+  const budget = createLookupBudget(budgetOptions);
+  // Tokens (issuer and jti) whose job was looked up within the window. A token's first lookup is free, so exchanges
+  // are never throttled by the budget however busy the project; a denied exchange releases its jti and explain never
+  // spends it, so each later lookup of the same token is charged like an approval lookup. Bounded like the caches:
+  // when full, expired entries go first, then all (a dropped token gets one more free lookup, no more).
+  const lookedUpTokens = new TtlCache<true>(budgetOptions.perProject > 0 ? budgetOptions.windowMs : 0, clock);
   const ttl = options.membershipTtlMs ?? 30_000;
   const caches: ApprovalCaches = { memberships: new TtlCache<boolean>(ttl, clock), profiles: new TtlCache<api.ApiUser | null>(ttl, clock) };
   // One set of resources per issuer, built once its token is read: a resource per request was a third of the job
@@ -96,8 +105,24 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
     return pending;
   }
 
+  /** Spends the project's budget when this token's job was already looked up within the window; throws when none is left. */
+  function chargeRepeatedJobLookup(issuer: TrustedIssuer, principal: GitLabPrincipal): void {
+    const tokenKey = `${issuer.issuer}\n${principal.jti}`;
+    if (lookedUpTokens.get(tokenKey) === undefined) {
+      lookedUpTokens.set(tokenKey, true);
+      return;
+    }
+    spendLookup(issuer, principal, 'this project is over its budget of GitLab lookups for repeated job tokens');
+  }
+
+  function spendLookup(issuer: TrustedIssuer, principal: GitLabPrincipal, refusal: string): void {
+    const spent = budget.take(`${issuer.issuer}\n${principal.project_id}`, clock());
+    if (!spent.ok) throw new BrokerError('rate_limited', refusal, { retryAfter: spent.retryAfterSeconds });
+  }
+
   return {
     async jobStatus(issuer, principal, signal) {
+      if (budgetOptions.perProject > 0) chargeRepeatedJobLookup(issuer, principal);
       try {
         const { jobs } = await apiFor(issuer);
         const body = await jobs.show(jobProject(principal), pathId(principal.job_id), withSignal({}, signal));
@@ -109,10 +134,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
 
     async approvals(issuer: TrustedIssuer, principal: GitLabPrincipal, needs: FactNeeds, signal: RequestSignal): Promise<ApprovalFacts> {
       if (!needs.deploymentApprovals && !needs.mergeRequestApprovals) return {};
-      const spent = budget.take(`${issuer.issuer}\n${principal.project_id}`, clock());
-      if (!spent.ok) {
-        throw new BrokerError('rate_limited', 'this project is over its budget of GitLab approval lookups', { retryAfter: spent.retryAfterSeconds });
-      }
+      spendLookup(issuer, principal, 'this project is over its budget of GitLab approval lookups');
       try {
         return await lookupApprovals(await apiFor(issuer), caches, issuer.apiUrl, principal, needs, signal);
       } catch (error) {

@@ -1,7 +1,7 @@
 /**
- * A per-project budget of GitLab approval lookups. Explain never spends the jti and a denied exchange releases it, so
- * without a bound one job token could drive unlimited calls on the broker's shared API token. Fixed windows: simple,
- * and a burst at a window's edge is at most twice the budget.
+ * A per-project budget of GitLab approval lookups, and of job lookups after a token's first (client.ts). Explain never
+ * spends the jti and a denied exchange releases it, so without a bound one job token could drive unlimited calls on
+ * the broker's shared API token. Fixed windows: simple, and a burst at a window's edge is at most twice the budget.
  */
 
 const MAX_KEYS = 10_000;

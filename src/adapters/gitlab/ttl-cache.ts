@@ -1,4 +1,4 @@
-/** A small time-bounded cache (group membership, user profiles): never used for approval results. */
+/** A small time-bounded cache (group membership, user profiles, tokens already looked up): never used for approval results. */
 
 const MAX_CACHE_ENTRIES = 10_000;
 
