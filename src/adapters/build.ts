@@ -88,12 +88,13 @@ export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(con
 }
 
 /** Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default limits.factTimeout). */
-function buildGitLabClient(config: BrokerConfig): GitLabClient {
+function buildGitLabClient(config: BrokerConfig, clock: Clock): GitLabClient {
   return createGitLabClient({
     token: createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile]))),
     requestTimeoutMs: config.limits.factTimeout * 1000,
     issuerRequestTimeoutMs: new Map(config.gitlab.flatMap((entry) => (entry.requestTimeout === undefined ? [] : [[entry.issuer, entry.requestTimeout * 1000] as const]))),
     lookupBudget: { perProject: config.limits.gitlabLookupsPerProject, windowMs: config.limits.gitlabLookupWindow * 1000 },
+    clock: () => clock.now().getTime(),
   });
 }
 
@@ -124,10 +125,10 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
-  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file).catch((err: unknown) => {
+  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file, { clock }).catch((err: unknown) => {
     throw new ConfigError(`config: audit.file: cannot open ${config.audit.file ?? ''} for appending: ${(err as Error).message}`, { cause: err });
   });
-  const gitlab = overrides.facts ? undefined : buildGitLabClient(config);
+  const gitlab = overrides.facts ? undefined : buildGitLabClient(config, clock);
   // One line per grant kind: its adapter, or undefined when the config has no section for it.
   const minters = {
     google,
@@ -148,7 +149,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     clock,
     verifier: buildVerifier(config, trustedIssuers(config), overrides),
     facts: overrides.facts ?? (gitlab as GitLabClient),
-    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas }) : createMemoryReplayStore(() => clock.now().getTime())),
+    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas, now: () => clock.now().getTime() }) : createMemoryReplayStore(() => clock.now().getTime())),
     // The project budget is shared through Redis when there is one; the per-address limit guards each process.
     rateLimiter: redis ? createRedisRateLimiter(redis, config.limits.requestsPerMinutePerProject) : createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
     failedAuthLimiter: createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress),
