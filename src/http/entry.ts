@@ -1,7 +1,7 @@
 /**
  * The one HTTP entry: every request gets its server-generated request id and its metrics here, whichever route serves
- * it. POST /v1/exchange, /v1/refresh and /v1/explain go to api-routes.ts on plain node:http (express's per-request machinery was a
- * large share of an exchange's CPU, docs/performance.md); everything else goes to the express app.
+ * it. POST /v1/exchange, /v1/refresh and /v1/explain go to api-routes.ts on plain node:http (express's per-request
+ * machinery was a large share of an exchange's CPU, docs/performance.md); everything else goes to the express app.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -19,7 +19,7 @@ import { setSecurityHeaders } from './security-headers.js';
 export interface HttpEntryOptions {
   readonly deps: BrokerDeps;
   readonly metrics: BrokerMetrics;
-  /** Serves every route but the two API routes; its `trust proxy` setting decides the client address for both. */
+  /** Serves every route but the three API routes; its `trust proxy` setting decides the client address for all. */
   readonly app: express.Express;
   /** Failed authentications per client address. */
   readonly failedAuth: RateLimiter;
