@@ -1,6 +1,7 @@
 /**
  * The audit sink against a disk that stops taking writes: a FIFO whose reader never reads blocks the writer once the
- * pipe buffer is full, a real blocked write(2) in the thread pool, the way a hung disk or NFS mount behaves.
+ * pipe buffer is full, a real blocked write(2) in the thread pool, the way a hung disk or NFS mount behaves. And the
+ * time each record carries: the broker's one clock, not the system's.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,6 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { createAuditSink } from '../src/adapters/audit/winston-audit.js';
 import { isBrokerError } from '../src/core/errors.js';
 import type { AuditRecord } from '../src/ports.js';
+import { startHarness } from './support/harness.js';
+import { AUDIENCE } from './support/policies.js';
 
 const TIMEOUT_MS = 300;
 const record = (requestId: string, padding = ''): AuditRecord => ({ event: 'exchange', phase: 'denied', requestId, outcome: 'denied', code: 'policy_denied', detail: 'no rule', padding });
@@ -84,5 +87,37 @@ describe('audit sink: a write that never returns', () => {
     await sink.close();
     const ids = (await readFile(file, 'utf8')).trim().split('\n').map((line) => (JSON.parse(line) as { requestId: string }).requestId);
     assert.deepEqual(ids, Array.from({ length: 50 }, (_, index) => `r${index}`));
+  });
+});
+
+describe('audit records: stamped by the one clock', () => {
+  const fixed = new Date(Math.floor(Date.now() / 1000) * 1000 - 1234);
+  const clock = { now: () => new Date(fixed) };
+
+  it('the sink stamps each record with the time of the clock it was given', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'audit-clock-'));
+    try {
+      const file = join(dir, 'audit.log');
+      const sink = await createAuditSink(file, { clock });
+      await sink.write(record('stamped'));
+      await sink.close();
+      const [line] = (await readFile(file, 'utf8')).trim().split('\n').map((text) => JSON.parse(text) as { timestamp: string });
+      assert.equal(line?.timestamp, fixed.toISOString());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the broker stamps its audit records with the clock it runs on', async () => {
+    const h = await startHarness({ overrides: { clock } });
+    try {
+      const response = await h.exchange(await h.gitlab.token(AUDIENCE));
+      assert.equal(response.status, 200, response.text);
+      const stamps = (await h.auditRecords()).map((entry) => entry.timestamp);
+      assert.ok(stamps.length >= 2, 'an exchange writes its intent and result');
+      assert.deepEqual(new Set(stamps), new Set([fixed.toISOString()]));
+    } finally {
+      await h.close();
+    }
   });
 });

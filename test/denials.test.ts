@@ -129,16 +129,23 @@ describe('oidc-broker policy test and explain', () => {
     sha: '714a629c0b401fdce83e847fc9589983fc6f46bc', environment: 'production', ci_config_ref_uri: 'gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main' };
 
   it('says why a case failed (the broker\'s detail) and takes a single case file', async () => {
-    const file = join(dir, 'linkerd.yaml');
-    await writeFile(file, JSON.stringify({ cases: [{ name: 'linkerd without a csr', claims, grants: { linkerd: {} }, expect: { rule: 'payments-deploy-production' } }] }));
+    const file = join(dir, 'other-audience.yaml');
+    await writeFile(file, JSON.stringify({ cases: [{ name: 'a token for another audience', claims, grants: { token: { audience: 'https://other.internal' } }, expect: { rule: 'payments-deploy-production' } }] }));
     const result = await run(['policy', 'test', 'examples/policy', '--cases', file]);
     assert.equal(result.code, 1);
-    assert.match(result.stdout, /FAIL/);
-    assert.match(result.stdout, /csr/);
+    assert.match(result.stdout, /FAIL .* code grant_not_allowed .*audience not allowed/);
     const json = await run(['policy', 'test', 'examples/policy', '--cases', file, '--json']);
     const printed = JSON.parse(json.stdout) as { failed: number; cases: { passed: boolean; detail: string; actual: string }[] };
     assert.equal(printed.failed, 1);
-    assert.match(printed.cases[0]?.detail ?? '', /csr/);
+    assert.match(printed.cases[0]?.detail ?? '', /audience not allowed: https:\/\/other\.internal/);
+  });
+
+  it('stops at a case whose grants have the wrong shape, naming the file and the path', async () => {
+    const file = join(dir, 'linkerd.yaml');
+    await writeFile(file, JSON.stringify({ cases: [{ name: 'linkerd without a csr', claims, grants: { linkerd: {} }, expect: { rule: 'payments-deploy-production' } }] }));
+    const result = await run(['policy', 'test', 'examples/policy', '--cases', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^error: linkerd\.yaml: cases\[0\]\.grants\.linkerd\.csr: /m);
   });
 
   it('flags unknown keys, unknown codes and misspelt rule names in case files', async () => {

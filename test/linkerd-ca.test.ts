@@ -45,7 +45,7 @@ describe('issued leaves', () => {
       /Key Usage: critical\s+Digital Signature, Key Encipherment/, /Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/,
       new RegExp(`Subject Alternative Name:\\s+DNS:${IDENTITY.replace(/\./g, '\\.')}, URI:${SPIFFE_ID}\\n`),
       /Authority Key Identifier/, /Subject Key Identifier/,
-      /1\.3\.6\.1\.4\.1\.57264\.1\.13:\s+\.\(714a3c0c/, /1\.3\.6\.1\.4\.1\.57264\.1\.14:\s+\.\.refs\/heads\/main/,
+      /1\.3\.6\.1\.4\.1\.57264\.1\.13:\s+\.\(714a629c/, /1\.3\.6\.1\.4\.1\.57264\.1\.14:\s+\.\.refs\/heads\/main/,
       /1\.3\.6\.1\.4\.1\.57264\.1\.15:\s+\.\.20/, /1\.3\.6\.1\.4\.1\.57264\.1\.23:\s+\.\nproduction/,
       /1\.3\.6\.1\.4\.1\.57264\.1\.21:\s+\.2https:\/\/gitlab\.example\.com\/payments\/api\/-\/jobs\/302/,
     ];

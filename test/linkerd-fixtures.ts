@@ -5,27 +5,19 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parsePrincipal, subjectOf, type GitLabPrincipal } from '../src/core/claims.js';
+import { subjectOf, type GitLabPrincipal } from '../src/core/claims.js';
 import type { LinkerdMint } from '../src/core/grants.js';
 import { TAG, bitString, contextTag, objectIdentifier, sequence, tlv, toPem } from '../src/adapters/ca/der.js';
 import type { MintContext } from '../src/ports.js';
+import { principalOf } from './support/principals.js';
 
 export const NAMING = { trustDomain: 'cluster.local', controlPlaneNamespace: 'linkerd' } as const;
 export const IDENTITY = 'deploy-payments.ci.serviceaccount.identity.linkerd.cluster.local';
 export const SPIFFE_ID = 'spiffe://cluster.local/ns/ci/sa/deploy-payments';
 
+/** The tests' one principal (support/principals.ts), issued at `now`. */
 export function principalAt(now: Date, overrides: Record<string, unknown> = {}): GitLabPrincipal {
-  const iat = Math.floor(now.getTime() / 1000);
-  return parsePrincipal({
-    iss: 'https://gitlab.example.com', sub: 'project_path:payments/api:ref_type:branch:ref:main', jti: 'b0f7c2a4-0000-4000-8000-000000000001',
-    aud: 'https://broker.example.com', iat, nbf: iat - 5, exp: iat + 3600,
-    namespace_id: '7', namespace_path: 'payments', project_id: '20', project_path: 'payments/api', user_id: '3',
-    user_login: 'alice', pipeline_id: '574', pipeline_source: 'push', job_id: '302', ref: 'main', ref_type: 'branch',
-    ref_path: 'refs/heads/main', ref_protected: 'true', sha: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817', environment: 'production',
-    ci_config_ref_uri: 'gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main',
-    ci_config_sha: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817', runner_environment: 'self-hosted',
-    ...overrides,
-  }, 'https://broker.example.com');
+  return principalOf(overrides, now);
 }
 
 export function contextAt(now: Date, overrides: Record<string, unknown> = {}): MintContext {

@@ -77,6 +77,8 @@ describe('policy test case files', () => {
     { name: 'a case without a name', content: { cases: [{ claims: CLAIMS, expect: { rule: 'x' } }] }, detail: /^bad\.json: cases\[0\]\.name: / },
     { name: 'both expectations', content: { cases: [{ name: 'n', expect: { rule: 'x', code: 'policy_denied' } }] }, detail: /^bad\.json: cases\[0\]\.expect: needs exactly one of rule or code$/ },
     { name: 'approvals of the wrong shape', content: { cases: [{ name: 'n', approvals: { mergeRequest: { iid: 'forty-two' } }, expect: { rule: 'x' } }] }, detail: /^bad\.json: cases\[0\]\.approvals\.mergeRequest\.iid: / },
+    { name: 'grants of the wrong shape', content: { cases: [{ name: 'ok', claims: CLAIMS, expect: { rule: 'x' } }, { name: 'n', grants: { token: { audience: 42 } }, expect: { rule: 'x' } }] }, detail: /^bad\.json: cases\[1\]\.grants\.token\.audience: [^[{]+$/ },
+    { name: 'a grant kind that does not exist', content: { cases: [{ name: 'n', grants: { tokn: {} }, expect: { rule: 'x' } }] }, detail: /^bad\.json: cases\[0\]\.grants(?:\.tokn)?: [^[{]+$/ },
   ];
   for (const { name, content, detail } of wrong) {
     it(`refuses ${name}, naming the file and the path`, async () => {
@@ -86,6 +88,15 @@ describe('policy test case files', () => {
       assert.match(error.detail, detail);
     });
   }
+
+  it('policy explain --grants of the wrong shape exits 2 naming the flag and the path', async () => {
+    const claims = join(dir, 'claims-for-grants.json');
+    await writeFile(claims, JSON.stringify(CLAIMS));
+    const result = await promisify(execFile)(process.execPath, [CLI, 'policy', 'explain', POLICY, '--claims', claims, '--grants', '{"token":{"audience":42}}'])
+      .then(() => assert.fail('exit 0'), (error: { code: number; stderr: string }) => error);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr.trim(), /^error: --grants: token\.audience: [^[{\n]+$/);
+  });
 
   it('policy explain --approvals with a wrong file exits 2 naming it and the path', async () => {
     const claims = join(dir, 'claims.json');

@@ -128,7 +128,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
-  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file).catch((err: unknown) => {
+  const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file, { clock }).catch((err: unknown) => {
     throw new ConfigError(`config: audit.file: cannot open ${config.audit.file ?? ''} for appending: ${(err as Error).message}`, { cause: err });
   });
   const gitlab = overrides.facts ? undefined : buildGitLabClient(config, overrides.clock);
@@ -152,7 +152,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     clock,
     verifier: buildVerifier(config, trustedIssuers(config), overrides),
     facts: overrides.facts ?? (gitlab as GitLabClient),
-    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas }) : createMemoryReplayStore(() => clock.now().getTime())),
+    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas, now: () => clock.now().getTime() }) : createMemoryReplayStore(() => clock.now().getTime())),
     // The project budget is shared through Redis when there is one; the per-address limit guards each process.
     rateLimiter: redis ? createRedisRateLimiter(redis, config.limits.requestsPerMinutePerProject) : createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
     failedAuthLimiter: createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress),

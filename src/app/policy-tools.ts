@@ -18,12 +18,13 @@ export interface OfflineInput {
   readonly claims: Record<string, unknown>;
   readonly jobStatus?: string;
   readonly approvals?: ApprovalFacts;
-  readonly grants?: unknown;
+  /** Default `{ token: {} }`. */
+  readonly grants?: GrantRequest;
 }
 
 export type OfflineOutcome = { readonly ok: true; readonly decision: Decision } | { readonly ok: false; readonly code: ErrorCode; readonly detail: string };
 
-const DEFAULT_GRANTS = { token: {} };
+const DEFAULT_GRANTS: GrantRequest = { token: {} };
 
 /**
  * Evaluate a claim set as the server would, after signature checks; claim errors come back as codes. `everyRule`:
@@ -34,8 +35,7 @@ export function decideOffline(policy: CompiledPolicy, input: OfflineInput, now: 
   const claims = { iat: nowSeconds, exp: nowSeconds + 3600, jti: 'offline', iss: 'https://gitlab.example.com', sub: 'offline', ...input.claims };
   try {
     const principal = parsePrincipal(claims, 'offline');
-    const request: GrantRequest = grantRequestSchema.parse({ grants: input.grants ?? DEFAULT_GRANTS }).grants;
-    const preliminary = preEvaluate(policy, principal, request, options);
+    const preliminary = preEvaluate(policy, principal, input.grants ?? DEFAULT_GRANTS, options);
     const approvals = input.approvals ?? {};
     const facts = input.jobStatus === undefined ? { jobStatus: 'running', approvals } : { jobStatus: input.jobStatus, approvals };
     return { ok: true, decision: decide(preliminary, facts, now) };
@@ -129,11 +129,12 @@ export async function readPolicyCases(path: string, ruleNames: ReadonlySet<strin
     data.cases.forEach((raw, index) => {
       const entry = parseInputFile(caseSchema, raw, label, ['cases', index]);
       const approvals = entry.approvals === undefined || entry.approvals === null ? undefined : parseInputFile(approvalFactsSchema, entry.approvals, label, ['cases', index, 'approvals']);
+      const grants = entry.grants === undefined ? undefined : parseInputFile(grantRequestSchema.shape.grants, entry.grants, label, ['cases', index, 'grants']);
       problems.push(...caseFileProblems(raw as Record<string, unknown>, ruleNames).map((problem) => `${label}: case ${JSON.stringify(entry.name)}: ${problem}`));
       cases.push({
         name: entry.name,
         source: label,
-        input: { claims: entry.claims, jobStatus: entry.jobStatus, approvals, grants: entry.grants },
+        input: { claims: entry.claims, jobStatus: entry.jobStatus, approvals, grants },
         expect: entry.expect as { rule?: string; code?: ErrorCode },
       });
     });
@@ -145,6 +146,11 @@ export async function readPolicyCases(path: string, ruleNames: ReadonlySet<strin
 /** Approval facts from a `--approvals` file; a wrong shape is invalid_request naming the file and the JSON path. */
 export function approvalFactsFrom(value: unknown, file: string): ApprovalFacts {
   return parseInputFile(approvalFactsSchema, value, file);
+}
+
+/** Requested grants from `--grants` (as an exchange body's `grants`); a wrong shape is invalid_request naming the path. */
+export function grantsFrom(value: unknown, source: string): GrantRequest {
+  return parseInputFile(grantRequestSchema.shape.grants, value, source);
 }
 
 /** ID token claims from a `--claims` file: an object of claims (each checked as the server checks them). */

@@ -2,7 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadPolicy } from '../adapters/policy/load.js';
 import { systemClock } from '../adapters/clock.js';
-import { approvalFactsFrom, claimsFrom, decideOffline, PolicyCaseError, readPolicyCases, readStructuredFile, runPolicyCases } from '../app/policy-tools.js';
+import { approvalFactsFrom, claimsFrom, decideOffline, grantsFrom, PolicyCaseError, readPolicyCases, readStructuredFile, runPolicyCases } from '../app/policy-tools.js';
 import { isBrokerError } from '../core/errors.js';
 import { PolicyError, type CompiledPolicy } from '../core/policy/compile.js';
 import { lintPolicy } from '../core/policy/lint.js';
@@ -115,7 +115,7 @@ export function registerPolicyCommands(program: Command): void {
       if (options.approvals) await assertReadable(options.approvals);
       const claims = claimsFrom(await readStructuredFile(options.claims), options.claims);
       const approvals = options.approvals ? approvalFactsFrom(await readStructuredFile(options.approvals), options.approvals) : undefined;
-      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: options.grants }, systemClock.now(), { everyRule: true });
+      const outcome = decideOffline(compiled, { claims, approvals, jobStatus: options.jobStatus, grants: grantsFrom(options.grants, '--grants') }, systemClock.now(), { everyRule: true });
       if (!outcome.ok) {
         if (options.json) printJson({ allowed: false, code: outcome.code, detail: outcome.detail, evaluations: [] });
         else console.log(`denied: ${outcome.code}: ${outcome.detail}`);

@@ -28,6 +28,10 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERROR_STATUS, value);
+}
+
 export const ERROR_TITLE: Readonly<Record<ErrorCode, string>> = {
   invalid_request: 'The request is malformed',
   invalid_token: 'The ID token is not valid',

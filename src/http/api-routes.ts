@@ -14,7 +14,7 @@ import { exchange } from '../app/exchange.js';
 import { explain } from '../app/explain.js';
 import { refresh } from '../app/refresh.js';
 import { fitRecord, refusalFields } from '../app/refusal.js';
-import { BrokerError } from '../core/errors.js';
+import { BrokerError, type ErrorCode } from '../core/errors.js';
 import type { RateLimiter } from '../ports.js';
 import { readTextBody } from './body.js';
 import { sendProblem, toBrokerError } from './problem.js';
@@ -35,7 +35,7 @@ export interface ApiRoutesOptions {
 
 /** What the entry records in its metrics. */
 export interface ApiOutcome {
-  readonly code: string;
+  readonly code: ErrorCode | 'ok';
   readonly rule: string;
 }
 

@@ -1,8 +1,8 @@
 /**
  * createApp(deps): the HTTP shell (no listen) for discovery, keys, trust bundle and operations. Routes read the
  * request, call one use case and map the result; every error becomes problem+json with a stable code. Requests come
- * through entry.ts (request id, metrics); the two hot routes, POST /v1/exchange and /v1/explain, are served by
- * api-routes.ts before express sees the request.
+ * through entry.ts (request id, metrics); the three API routes, POST /v1/exchange, /v1/refresh and /v1/explain, are
+ * served by api-routes.ts before express sees the request.
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { BrokerError } from '../core/errors.js';

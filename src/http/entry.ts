@@ -1,7 +1,7 @@
 /**
  * The one HTTP entry: every request gets its server-generated request id and its metrics here, whichever route serves
- * it. POST /v1/exchange, /v1/refresh and /v1/explain go to api-routes.ts on plain node:http (express's per-request machinery was a
- * large share of an exchange's CPU, docs/performance.md); everything else goes to the express app.
+ * it. POST /v1/exchange, /v1/refresh and /v1/explain go to api-routes.ts on plain node:http (express's per-request
+ * machinery was a large share of an exchange's CPU, docs/performance.md); everything else goes to the express app.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -10,15 +10,16 @@ import type express from 'express';
 import proxyAddr from 'proxy-addr';
 import type { BrokerDeps } from '../app/deps.js';
 import { echo } from '../core/echo.js';
+import { isErrorCode } from '../core/errors.js';
 import type { RateLimiter } from '../ports.js';
 import { createApiRoutes, type ApiEndpoint } from './api-routes.js';
-import type { BrokerMetrics } from './metrics.js';
+import type { BrokerMetrics, MetricCode } from './metrics.js';
 import { setSecurityHeaders } from './security-headers.js';
 
 export interface HttpEntryOptions {
   readonly deps: BrokerDeps;
   readonly metrics: BrokerMetrics;
-  /** Serves every route but the two API routes; its `trust proxy` setting decides the client address for both. */
+  /** Serves every route but the three API routes; its `trust proxy` setting decides the client address for all. */
   readonly app: express.Express;
   /** Failed authentications per client address. */
   readonly failedAuth: RateLimiter;
@@ -49,6 +50,13 @@ export function clientAddress(req: IncomingMessage, app: express.Express): strin
   return echo(proxyAddr(req, trust) ?? 'unknown');
 }
 
+/** The metric code of a response from the express app: `ok`, the error code it sent, or else its status. */
+function otherRouteCode(res: ServerResponse): MetricCode {
+  if (res.statusCode < 400) return 'ok';
+  const code = res.getHeader('X-Broker-Code');
+  return typeof code === 'string' && isErrorCode(code) ? code : `${res.statusCode}`;
+}
+
 /** Returns the server's request listener. */
 export function createHttpEntry(options: HttpEntryOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { app, metrics } = options;
@@ -68,8 +76,7 @@ export function createHttpEntry(options: HttpEntryOptions): (req: IncomingMessag
     }
     res.setHeader(REQUEST_ID_HEADER, requestId);
     res.once('finish', () => {
-      const code = res.statusCode < 400 ? 'ok' : String(res.getHeader('X-Broker-Code') ?? res.statusCode);
-      metrics.observe('other', code, '', (performance.now() - startedAt) / 1000);
+      metrics.observe('other', otherRouteCode(res), '', (performance.now() - startedAt) / 1000);
     });
     app(req, res);
   };

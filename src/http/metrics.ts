@@ -1,9 +1,17 @@
 /** Prometheus metrics, one registry per app so tests and replicas never share counters. */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ErrorCode } from '../core/errors.js';
+import type { ApiEndpoint } from './api-routes.js';
+
+/**
+ * A request's `code` label: `ok` or the error code it was refused with; a non-API route's response that carries no
+ * error code (none of ours, but express can answer by itself) is labelled with its HTTP status.
+ */
+export type MetricCode = ErrorCode | 'ok' | `${number}`;
 
 export interface BrokerMetrics {
   readonly registry: Registry;
-  observe(endpoint: string, code: string, rule: string, seconds: number): void;
+  observe(endpoint: ApiEndpoint | 'other', code: MetricCode, rule: string, seconds: number): void;
   /** The outcome of a policy load or reload: a refused one counts as a failure and keeps the last good policy. */
   policyReload(ok: boolean): void;
 }

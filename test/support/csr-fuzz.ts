@@ -320,11 +320,21 @@ export async function makeSeeds(): Promise<Seed[]> {
   return seeds;
 }
 
+export interface FuzzOptions {
+  /**
+   * Most time one mutant's parse may take (default 1 s; a parse takes well under a millisecond): more is a FuzzFinding
+   * naming the mutant, so input that makes the reader slow fails the run. Measured after the synchronous parse
+   * returns, so a reader that never returns is left to the test runner's timeout.
+   */
+  readonly parseLimitMs?: number;
+}
+
 /**
- * Runs `count` mutants from `seed` over the seeds in turn; throws FuzzFinding on the first disagreement and lets any
- * other error (a crash of the reader) through with the mutant attached.
+ * Runs `count` mutants from `seed` over the seeds in turn; throws FuzzFinding on the first disagreement or slow parse
+ * and lets any other error (a crash of the reader) through with the mutant attached.
  */
-export function fuzzCsrReader(seeds: readonly Seed[], count: number, seed: number): FuzzSummary {
+export function fuzzCsrReader(seeds: readonly Seed[], count: number, seed: number, options: FuzzOptions = {}): FuzzSummary {
+  const parseLimitMs = options.parseLimitMs ?? 1000;
   for (const original of seeds) {
     const accepted = ours(original.der);
     if (!accepted) throw new FuzzFinding(`seed ${original.name} is refused; the fuzzer needs accepted seeds`);
@@ -340,15 +350,26 @@ export function fuzzCsrReader(seeds: readonly Seed[], count: number, seed: numbe
     const where = `seed ${seed}, mutant ${i} (from ${original.name})`;
     let der = mutant.der;
     let accepted: CertificationRequest | undefined;
+    let parseNs = 0n;
+    const timed = <T>(parse: () => T): T => {
+      const started = process.hrtime.bigint();
+      try {
+        return parse();
+      } finally {
+        parseNs += process.hrtime.bigint() - started;
+      }
+    };
     try {
       // Signing costs more than reading: only a mutant whose structure the reader accepts is re-signed and read again.
-      if (read(der)) {
+      if (timed(() => read(der))) {
         der = mutant.resign();
-        accepted = ours(der);
+        accepted = timed(() => ours(der));
       }
     } catch (err) {
       throw new FuzzFinding(`${where}: the reader threw ${String(err)}\n${toPem(der, 'CERTIFICATE REQUEST')}`, { cause: err });
     }
+    const parseMs = Number(parseNs) / 1e6;
+    if (parseMs > parseLimitMs) throw new FuzzFinding(`${where}: parsing took ${parseMs.toFixed(3)} ms, over the limit of ${parseLimitMs} ms per mutant\n${toPem(der, 'CERTIFICATE REQUEST')}`);
     if (der.equals(original.der)) unchanged += 1;
     if (accepted) {
       acceptedCount += 1;

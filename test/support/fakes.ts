@@ -108,9 +108,12 @@ export function fakeSigner(): JwtSigner {
     publicJwks: () => ({ keys: [] }),
     // Not signed: the use-case tests trust their own fake; the real signer's checks are tested over HTTP.
     signSession: (session) => ({ token: `session.${Buffer.from(JSON.stringify(session)).toString('base64url')}`, expiresAt: new Date(session.principal.exp * 1000) }),
-    async verifySession(token) {
+    async verifySession(token, now) {
       if (!token.startsWith('session.')) throw new BrokerError('invalid_token', 'not a session token of this broker');
-      return JSON.parse(Buffer.from(token.slice('session.'.length), 'base64url').toString()) as Session;
+      const session = JSON.parse(Buffer.from(token.slice('session.'.length), 'base64url').toString()) as Session;
+      // The real signer's refusals: a session ends when the ID token it came from expires.
+      if (session.principal.exp * 1000 <= now.getTime()) throw new BrokerError('token_expired', 'the session has ended (the ID token it came from has expired)');
+      return session;
     },
   } satisfies JwtSigner;
 }

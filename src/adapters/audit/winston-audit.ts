@@ -11,7 +11,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import winston from 'winston';
 import Transport from 'winston-transport';
 import { BrokerError } from '../../core/errors.js';
-import type { AuditRecord, AuditSink } from '../../ports.js';
+import type { AuditRecord, AuditSink, Clock } from '../../ports.js';
+import { systemClock } from '../clock.js';
 
 const MESSAGE = Symbol.for('message');
 const ACK = Symbol('audit-ack');
@@ -137,8 +138,7 @@ class AcknowledgingTransport extends Transport {
  * The JSON line of one record: winston's fields first, then the record's. Built by splicing the record's own JSON
  * rather than spreading it into a fresh object (two records of ~25 fields per exchange).
  */
-function auditLine(record: AuditRecord): string {
-  const timestamp = new Date().toISOString();
+function auditLine(record: AuditRecord, timestamp: string): string {
   if (Object.hasOwn(record, 'timestamp') || Object.hasOwn(record, 'level') || Object.hasOwn(record, 'message')) {
     return JSON.stringify({ timestamp, level: 'info', message: 'audit', ...record });
   }
@@ -174,8 +174,15 @@ export interface FileAuditSink extends AuditSink {
   close(): Promise<void>;
 }
 
+export interface AuditSinkOptions {
+  readonly writeTimeoutMs?: number;
+  /** Stamps each record's `timestamp` (default the system clock). */
+  readonly clock?: Clock;
+}
+
 /** Audit to `file` (JSON lines, appended) or to stdout when no file is given. */
-export async function createAuditSink(file: string | undefined, options: { writeTimeoutMs?: number } = {}): Promise<FileAuditSink> {
+export async function createAuditSink(file: string | undefined, options: AuditSinkOptions = {}): Promise<FileAuditSink> {
+  const clock = options.clock ?? systemClock;
   let handle: FileHandle | undefined = file === undefined ? undefined : await open(file, 'a', 0o600);
   let healthy = true;
   let closed = false;
@@ -207,7 +214,7 @@ export async function createAuditSink(file: string | undefined, options: { write
         };
         // Serialised once here with JSON.stringify: records are plain data we built (no cycles, no BigInt), and
         // winston's json format (safe-stable-stringify, key sorting) was the largest allocator on the exchange path.
-        logger.log({ level: 'info', message: 'audit', [LINE]: auditLine(record), [ACK]: ack } as winston.LogEntry);
+        logger.log({ level: 'info', message: 'audit', [LINE]: auditLine(record, clock.now().toISOString()), [ACK]: ack } as winston.LogEntry);
       });
     },
     async ready(): Promise<boolean> {

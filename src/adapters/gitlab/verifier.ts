@@ -162,7 +162,7 @@ export function createIdTokenVerifier(options: VerifierOptions): IdTokenVerifier
     return keys;
   }
 
-  function keysFor(state: IssuerState, now: number): Promise<IssuerKeySet> | IssuerKeySet {
+  async function keysFor(state: IssuerState, now: number): Promise<IssuerKeySet> {
     if (state.keys) return state.keys;
     state.discovering ??= discoverKeys(state, now).then(
       (keys) => {
