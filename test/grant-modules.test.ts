@@ -44,6 +44,9 @@ describe('rule lifetimes', () => {
     assert.equal(token.policySchema.safeParse({ audiences: ['x'], lifetime: '61m' }).success, false);
     assert.deepEqual(HARD_CAP_SECONDS, { google: 3600, linkerd: 86400, token: 3600 });
   });
+  it('only google calls an outside system to mint (its mint runs under the request deadline)', () => {
+    assert.deepEqual([google.mintsUpstream, linkerd.mintsUpstream, token.mintsUpstream], [true, false, false]);
+  });
 });
 
 describe('policy sections', () => {
@@ -54,7 +57,8 @@ describe('policy sections', () => {
     for (const serviceAccount of ['deployer@acme-prod.iam.gserviceaccount.com.evil', 'evil@acme-prod.iam.gserviceaccount.com\n', 'x y@developer.gserviceaccount.com', '@developer.gserviceaccount.com', 'a@b@developer.gserviceaccount.com', 'deployer@ACME.iam.gserviceaccount.com', 'deployer@gmail.com']) {
       assert.equal(googleWith({ serviceAccount }), false, serviceAccount);
     }
-    assert.equal(googleWith({ scopes: ['http://s.example/a'] }), false);
+    assert.equal(google.policySchema.safeParse({ serviceAccount: 'me@gmail.com', scopes: ['https://s.example/a'] }).error?.issues[0]?.message, 'must be a Google service account email');
+    for (const scope of ['http://s.example/a', 'httpsx://s.example/a', 'xhttps://s.example/a']) assert.equal(googleWith({ scopes: [scope] }), false, scope);
     assert.equal(googleWith({ scopes: [] }), false);
     assert.equal(googleWith({ delegates: ['other-sa@acme-prod.iam.gserviceaccount.com'] }), true);
     assert.equal(googleWith({ delegates: ['someone@example.com'] }), false);
@@ -146,6 +150,7 @@ describe('refresh sessions', () => {
     assert.deepEqual(google.withinSession(scope, { scopes: ['https://s.example/a'] }), { request: { scopes: ['https://s.example/a'] } });
     assert.deepEqual(google.withinSession(scope, { scopes: ['https://s.example/a', 'https://s.example/b', 'https://x'] }), { refused: 'the original exchange did not grant the scopes https://s.example/b, https://x' });
     assert.deepEqual(google.withinSession({ scopes: 'https://s.example/a' }, { scopes: ['https://s.example/a'] }), { refused: 'the original exchange did not grant the scopes https://s.example/a' });
+    assert.deepEqual(google.withinSession({}, {}), { request: { scopes: [] } }, 'a session that kept no scopes grants none');
   });
   it('token: defaults to the granted audience; refuses another, or any when none was kept', () => {
     const scope = { audience: 'https://a.internal' };
@@ -153,6 +158,7 @@ describe('refresh sessions', () => {
     assert.deepEqual(token.withinSession(scope, { audience: 'https://a.internal' }), { request: { audience: 'https://a.internal' } });
     assert.deepEqual(token.withinSession(scope, { audience: 'https://b.internal' }), { refused: 'the original exchange did not grant the audience https://b.internal' });
     assert.deepEqual(token.withinSession({ audience: 5 }, {}), { refused: 'the original exchange did not grant the audience (none)' });
+    assert.deepEqual(token.withinSession({}, {}), { refused: 'the original exchange did not grant the audience (none)' });
     assert.deepEqual(token.withinSession({}, { audience: 'https://a.internal' }), { refused: 'the original exchange did not grant the audience https://a.internal' });
   });
   it('linkerd: a new CSR for the same identity', () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PROVENANCE_FIELDS, certificateValidity, linkerdIdentity, provenanceOf } from '../src/core/linkerd.js';
 import { principalAt } from './linkerd-fixtures.js';
+import { readDoc, section, tableRows } from './support/markdown.js';
 
 describe('linkerd identity names', () => {
   it('follow Linkerd: <sa>.<ns>.serviceaccount.identity.<cp>.<td> and spiffe://<td>/ns/<ns>/sa/<sa>', () => {
@@ -84,6 +85,11 @@ describe('the edges of names, windows and provenance', () => {
     assert.throws(() => linkerdIdentity({ ...parts, namespace: 'C' }), { message: 'not a lower-case DNS label: "C"' });
     assert.equal(linkerdIdentity({ ...parts, trustDomain: `${'a'.repeat(63)}.b-c.d0` }).spiffeId, `spiffe://${'a'.repeat(63)}.b-c.d0/ns/ci/sa/deploy`);
     assert.equal(linkerdIdentity({ ...parts, trustDomain: 'local' }).dnsName, 'deploy.ci.serviceaccount.identity.linkerd.local');
+    assert.equal(linkerdIdentity({ ...parts, serviceAccount: 'a', namespace: 'b', controlPlaneNamespace: 'c', trustDomain: 'x.y' }).dnsName, 'a.b.serviceaccount.identity.c.x.y');
+    assert.equal(linkerdIdentity({ ...parts, trustDomain: 'x' }).spiffeId, 'spiffe://x/ns/ci/sa/deploy');
+    const label = 'a'.repeat(63);
+    assert.equal(linkerdIdentity({ ...parts, trustDomain: `${label}.${label}.${label}.${'b'.repeat(61)}` }).spiffeId.length, 'spiffe:///ns/ci/sa/deploy'.length + 253);
+    assert.throws(() => linkerdIdentity({ ...parts, trustDomain: `${label}.${label}.${label}.${'b'.repeat(62)}` }), TypeError, 'a trust domain of 254 characters');
   });
 
   it('leave a window only when a whole second of it is after now', () => {
@@ -99,7 +105,7 @@ describe('the edges of names, windows and provenance', () => {
   });
 
   it('carry every claim under its own OID, the issuer without trailing slashes in URIs, and no empty value', () => {
-    const principal = { ...principalAt(new Date('2025-06-01T12:00:00Z')), iss: 'https://gitlab.example.com//', pipeline_source: '' };
+    const principal = { ...principalAt(new Date('2025-06-01T12:00:00Z')), iss: 'https://gitlab.example.com//', environment: '' };
     assert.deepEqual(provenanceOf({ principal }), [
       { oid: '1.3.6.1.4.1.57264.1.8', value: 'https://gitlab.example.com//' },
       { oid: '1.3.6.1.4.1.57264.1.11', value: 'self-hosted' },
@@ -109,8 +115,16 @@ describe('the edges of names, windows and provenance', () => {
       { oid: '1.3.6.1.4.1.57264.1.15', value: '20' },
       { oid: '1.3.6.1.4.1.57264.1.18', value: 'https://gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main' },
       { oid: '1.3.6.1.4.1.57264.1.19', value: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817' },
+      { oid: '1.3.6.1.4.1.57264.1.20', value: 'push' },
       { oid: '1.3.6.1.4.1.57264.1.21', value: 'https://gitlab.example.com/payments/api/-/jobs/302' },
-      { oid: '1.3.6.1.4.1.57264.1.23', value: 'production' },
     ]);
+  });
+
+  it('are the table of docs/linkerd.md: OID, name and where the value comes from', async () => {
+    const rows = tableRows(section(await readDoc('docs/linkerd.md'), 'Provenance extensions (OIDs)'));
+    const documented = rows.map(([oid, name, value]) => [oid, name, value]);
+    // `iss + "/" + project_path` is written `iss` + `/` + `project_path` in the docs.
+    const code = PROVENANCE_FIELDS.map((field) => [field.oid, field.name, field.source.split(' + ').map((part) => `\`${part.replace(/^"|"$/g, '')}\``).join(' + ')]);
+    assert.deepEqual(documented, code);
   });
 });
