@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrokerError } from '../src/core/errors.js';
 import { failedGroupOutcomes, groupPending, locateFailure } from '../src/core/spanner/batch.js';
-import { decideAcquire, describeHolder } from '../src/core/spanner/lease.js';
-import { approversOf, ddlOperationId, pipelineFacts, requestTag } from '../src/core/spanner/pipeline.js';
+import { decideAcquire, describeHolder, renewInterval } from '../src/core/spanner/lease.js';
+import { approversOf, ddlOperationId, ownerName, pipelineFacts, requestTag } from '../src/core/spanner/pipeline.js';
 import { dirtyError, parseMigrations, planMigrations, type AppliedVersion, type MigrationFile } from '../src/core/spanner/plan.js';
 import { migrationKind, splitStatements } from '../src/core/spanner/sql.js';
 
@@ -121,6 +121,15 @@ describe('lease decisions', () => {
     assert.deepEqual(decideAcquire(live, now), { action: 'wait', holder: live });
     assert.equal(describeHolder(live, now), 'g/app pipeline 1 job 2 until 2026-01-01T10:00:00.001Z (acquired 2026-01-01T09:59:00.000Z, renewed 10s ago)');
   });
+
+  it('never says a lease was renewed in the future, and renews a third of the way, at most every 200 ms', () => {
+    const ahead = { ...lease('2026-01-01T10:01:00Z'), renewedAt: new Date('2026-01-01T10:00:03Z') };
+    assert.match(describeHolder(ahead, now), /renewed 0s ago\)$/);
+    assert.match(describeHolder({ ...ahead, renewedAt: new Date('2026-01-01T09:59:58.400Z') }, now), /renewed 2s ago\)$/);
+    assert.equal(renewInterval(60), 20_000);
+    assert.equal(renewInterval(10), 3333);
+    assert.equal(renewInterval(0.3), 200);
+  });
 });
 
 describe('pipeline facts', () => {
@@ -133,11 +142,27 @@ describe('pipeline facts', () => {
     assert.deepEqual(approversOf({ approvals: 'nonsense' }), []);
   });
 
+  it('fills what is missing with empty text, reads numbers, and names the owner in and outside CI', () => {
+    const bare = pipelineFacts({ USER: 'dev' }, { rule: 7, requestId: ['x'], approvals: { deployment: [{ user: 'bob' }, { user: 3 }, 'x'], mergeRequest: { approvedBy: ['', 'carol', null] } } });
+    assert.deepEqual(bare, { projectPath: '', projectId: '', pipelineId: '', jobId: '', commitSha: '', ref: '', user: 'dev', environment: '', rule: '7', requestId: '', approvers: ['bob', '3', 'carol'] });
+    assert.deepEqual(pipelineFacts({}, [{ rule: 'x' }]).rule, '');
+    assert.deepEqual(approversOf({ approvals: { deployment: 'bob', mergeRequest: [] } }), []);
+    assert.equal(ownerName(bare), 'dev outside CI');
+    assert.equal(ownerName({ ...bare, user: '' }), 'someone outside CI');
+    assert.equal(ownerName(pipelineFacts(env, undefined)), 'g/app pipeline 123456 job 987654 (user alice)');
+    assert.equal(ownerName({ ...bare, jobId: '5' }), 'project ? pipeline ? job 5 (user dev)');
+    assert.equal(ownerName({ ...bare, jobId: '5', user: '' }), 'project ? pipeline ? job 5');
+  });
+
   it('tags requests within Spanner limits and names DDL operations by pipeline, job and version', () => {
     const facts = pipelineFacts(env, undefined);
     assert.equal(requestTag(facts, 'lock acquire'), 'oidc-broker p=123456 j=987654 lock acquire');
     assert.ok(requestTag({ ...facts, pipelineId: '9'.repeat(40) }, 'x').length <= 50);
     assert.match(ddlOperationId(facts, 12, 'AB-12'), /^oidc_broker_p123456_j987654_v12_ab12$/);
+    assert.equal(requestTag({ ...facts, pipelineId: '', jobId: '' }, 'lock é'), 'oidc-broker p=- j=- lock ?');
+    assert.equal(requestTag({ ...facts, pipelineId: '1'.repeat(60) }, 'x'), `oidc-broker p=${'1'.repeat(36)}`);
+    assert.equal(ddlOperationId({ ...facts, pipelineId: '', jobId: 'j-7' }, 3, 'Z_9'), 'oidc_broker_p0_j7_v3_z9');
+    assert.equal(ddlOperationId(facts, 1, 'a'.repeat(200)).length, 128);
   });
 });
 

@@ -117,5 +117,8 @@ describe('the limits and corners of both', () => {
     assert.deepEqual(parseStrictJson(text), { value: JSON.parse(text) });
     assert.deepEqual(parseStrictJson('null'), { value: null });
     assert.deepEqual(parseStrictJson('"a\\"b"'), { value: 'a"b' });
+    // An escape right after the opening quote: the quick search for the closing quote must not stop at the escaped one.
+    assert.deepEqual(parseStrictJson('"\\"{\\"a\\":1,\\"a\\":2}"'), { value: '"{"a":1,"a":2}' });
+    assert.equal(findJsonKeyProblem('"\\"x"'), undefined);
   });
 });
