@@ -105,7 +105,7 @@ describe('the edges of names, windows and provenance', () => {
   });
 
   it('carry every claim under its own OID, the issuer without trailing slashes in URIs, and no empty value', () => {
-    const principal = { ...principalAt(new Date('2025-06-01T12:00:00Z')), iss: 'https://gitlab.example.com//', environment: '' };
+    const principal = { ...principalAt(new Date('2025-06-01T12:00:00Z')), iss: 'https://gitlab.example.com//' };
     assert.deepEqual(provenanceOf({ principal }), [
       { oid: '1.3.6.1.4.1.57264.1.8', value: 'https://gitlab.example.com//' },
       { oid: '1.3.6.1.4.1.57264.1.11', value: 'self-hosted' },
@@ -117,7 +117,9 @@ describe('the edges of names, windows and provenance', () => {
       { oid: '1.3.6.1.4.1.57264.1.19', value: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817' },
       { oid: '1.3.6.1.4.1.57264.1.20', value: 'push' },
       { oid: '1.3.6.1.4.1.57264.1.21', value: 'https://gitlab.example.com/payments/api/-/jobs/302' },
+      { oid: '1.3.6.1.4.1.57264.1.23', value: 'production' },
     ]);
+    assert.deepEqual(provenanceOf({ principal: { ...principal, environment: '', ci_config_sha: '' } }).map((entry) => entry.oid.split('.').pop()), ['8', '11', '12', '13', '14', '15', '18', '20', '21']);
   });
 
   it('are the table of docs/linkerd.md: OID, name and where the value comes from', async () => {

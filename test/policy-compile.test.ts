@@ -112,6 +112,7 @@ describe('regex compilation', () => {
     ['payments/[-a-z]+', 'payments/a-b', true, true],
     ['payments/[\\x21-\\x7e]+', 'payments/sub/evil', true, true, true],
     ['refs/heads/[^x]+', 'refs/heads/ab', true, true],
+    ['refs/heads/[^x]+', 'refs/heads/a^b', true, true],
     ['refs/[a-z]+/.*', 'refs/a/b/c', false, true],
     ['refs/[a-z]+/.*', 'refs/a/bc', true, true],
     // a ] first in a class is a member, so the class (and the literal . in it) goes on to the next ]
