@@ -199,11 +199,12 @@ describe('DDL batches', () => {
 });
 
 describe('the corners of files, statements, plans and failed batches', () => {
-  const refusal = (run: () => unknown): string => {
+  const refusal = (run: () => unknown, code = 'invalid_request'): string => {
     try {
       run();
     } catch (err) {
       assert.ok(err instanceof BrokerError, String(err));
+      assert.equal(err.code, code);
       return err.detail;
     }
     return assert.fail('expected a refusal');
@@ -222,13 +223,15 @@ describe('the corners of files, statements, plans and failed batches', () => {
     assert.deepEqual(splitStatements('f', 'SELECT 1 -- done'), ['SELECT 1']);
     assert.deepEqual(splitStatements('f', 'SELECT 1 /*/ ; */'), ['SELECT 1']);
     assert.deepEqual(splitStatements('f', '\t SELECT 1 \n\t ;  \r\n SELECT 2\n'), ['SELECT 1', 'SELECT 2']);
+    // Only strings end at a line end; a backquoted identifier that runs on is left for Spanner to judge.
+    assert.deepEqual(splitStatements('f', 'CREATE TABLE `a\nb` (x INT64) PRIMARY KEY (x)'), ['CREATE TABLE `a\nb` (x INT64) PRIMARY KEY (x)']);
   });
 
   it('names the line where an unterminated string, identifier or comment starts', () => {
     assert.equal(refusal(() => splitStatements('0001_x.sql', "SELECT 1;\nSELECT 'a;\n")), '0001_x.sql: unterminated string starting on line 2');
     assert.equal(refusal(() => splitStatements('0001_x.sql', "SELECT 'a\rb'")), '0001_x.sql: unterminated string starting on line 1');
     assert.equal(refusal(() => splitStatements('0001_x.sql', 'SELECT 1;\n\nCREATE TABLE `a (x INT64)')), '0001_x.sql: unterminated quoted identifier starting on line 3');
-    assert.equal(refusal(() => splitStatements('0001_x.sql', 'SELECT 1;\n\n\n/* open')), '0001_x.sql: unterminated /* comment on line 4');
+    assert.equal(refusal(() => splitStatements('0001_x.sql', 'SELECT 1;\n\n\n/* open\n\n')), '0001_x.sql: unterminated /* comment on line 4');
   });
 
   it('tells DDL from DML by the first word only, naming the statement', () => {
@@ -247,7 +250,7 @@ describe('the corners of files, statements, plans and failed batches', () => {
   it('plans around a dirty version, names what changed by short checksums, and lets --allow-out-of-order pass a gap', () => {
     const plan = planMigrations(parseMigrations(files), [applied(1, '0001_create.sql'), applied(2, '0002_seed.sql', 'failed')], { allowOutOfOrder: false });
     assert.deepEqual([plan.applied.map((row) => row.version), plan.pending.map((m) => m.version), plan.dirty.map((row) => row.version)], [[1], [2, 3], [2]]);
-    const changed = refusal(() => planMigrations(parseMigrations([file('0001_create.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x)', 'a'.repeat(64))]), [applied(1, '0001_create.sql', 'applied', 'b'.repeat(64))], { allowOutOfOrder: false }));
+    const changed = refusal(() => planMigrations(parseMigrations([file('0001_create.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x)', 'a'.repeat(64))]), [applied(1, '0001_create.sql', 'applied', 'b'.repeat(64))], { allowOutOfOrder: false }), 'migration_conflict');
     assert.equal(changed, `0001_create.sql changed after it was applied (checksum ${'b'.repeat(12)}… recorded, ${'a'.repeat(12)}… now): add a new migration instead`);
     assert.deepEqual(planMigrations(parseMigrations([files[0]!, files[2]!]), [], { allowOutOfOrder: true }).pending.map((m) => m.version), [1, 3]);
   });
