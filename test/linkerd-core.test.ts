@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PROVENANCE_FIELDS, certificateValidity, linkerdIdentity, provenanceOf } from '../src/core/linkerd.js';
 import { principalAt } from './linkerd-fixtures.js';
+import { readDoc, section, tableRows } from './support/markdown.js';
 
 describe('linkerd identity names', () => {
   it('follow Linkerd: <sa>.<ns>.serviceaccount.identity.<cp>.<td> and spiffe://<td>/ns/<ns>/sa/<sa>', () => {
@@ -69,5 +70,63 @@ describe('provenance extensions', () => {
     assert.equal(values.get('1.3.6.1.4.1.57264.1.21'), 'https://gitlab.example.com/payments/api/-/jobs/302');
     assert.equal(values.has('1.3.6.1.4.1.57264.1.23'), false);
     assert.equal(values.has('1.3.6.1.4.1.57264.1.18'), false);
+  });
+});
+
+describe('the edges of names, windows and provenance', () => {
+  const parts = { serviceAccount: 'deploy', namespace: 'ci', controlPlaneNamespace: 'linkerd', trustDomain: 'cluster.local' };
+
+  it('check the control-plane namespace and every label of the trust domain', () => {
+    for (const bad of [{ controlPlaneNamespace: 'Linkerd' }, { controlPlaneNamespace: '' }, { trustDomain: 'Cluster.local' }, { trustDomain: 'cluster-.local' },
+      { trustDomain: `${'a'.repeat(64)}.local` }, { trustDomain: '.cluster.local' }, { trustDomain: 'cluster.local.' }, { trustDomain: '' }]) {
+      assert.throws(() => linkerdIdentity({ ...parts, ...bad }), TypeError, JSON.stringify(bad));
+    }
+    assert.throws(() => linkerdIdentity({ ...parts, trustDomain: 'a b' }), { message: 'not a DNS trust domain: "a b"' });
+    assert.throws(() => linkerdIdentity({ ...parts, namespace: 'C' }), { message: 'not a lower-case DNS label: "C"' });
+    assert.equal(linkerdIdentity({ ...parts, trustDomain: `${'a'.repeat(63)}.b-c.d0` }).spiffeId, `spiffe://${'a'.repeat(63)}.b-c.d0/ns/ci/sa/deploy`);
+    assert.equal(linkerdIdentity({ ...parts, trustDomain: 'local' }).dnsName, 'deploy.ci.serviceaccount.identity.linkerd.local');
+    assert.equal(linkerdIdentity({ ...parts, serviceAccount: 'a', namespace: 'b', controlPlaneNamespace: 'c', trustDomain: 'x.y' }).dnsName, 'a.b.serviceaccount.identity.c.x.y');
+    assert.equal(linkerdIdentity({ ...parts, trustDomain: 'x' }).spiffeId, 'spiffe://x/ns/ci/sa/deploy');
+    const label = 'a'.repeat(63);
+    assert.equal(linkerdIdentity({ ...parts, trustDomain: `${label}.${label}.${label}.${'b'.repeat(61)}` }).spiffeId.length, 'spiffe:///ns/ci/sa/deploy'.length + 253);
+    assert.throws(() => linkerdIdentity({ ...parts, trustDomain: `${label}.${label}.${label}.${'b'.repeat(62)}` }), TypeError, 'a trust domain of 254 characters');
+  });
+
+  it('leave a window only when a whole second of it is after now', () => {
+    const issuer = { issuerNotBefore: new Date('2025-01-01T00:00:00Z'), issuerNotAfter: new Date('2026-01-01T00:00:00Z') };
+    const now = new Date('2025-06-01T12:00:00.750Z');
+    assert.equal(certificateValidity({ now, requestedNotAfter: new Date('2025-06-01T12:00:00.999Z'), ...issuer }), undefined);
+    assert.deepEqual(certificateValidity({ now, requestedNotAfter: new Date('2025-06-01T12:00:01.500Z'), ...issuer }), {
+      notBefore: new Date('2025-06-01T11:59:40Z'), notAfter: new Date('2025-06-01T12:00:01Z'),
+    });
+    const whole = new Date('2025-06-01T12:00:00Z');
+    assert.equal(certificateValidity({ now: whole, requestedNotAfter: whole, ...issuer }), undefined);
+    assert.equal(certificateValidity({ now: whole, requestedNotAfter: new Date('2025-06-01T12:10:00Z'), ...issuer, issuerNotAfter: whole }), undefined);
+  });
+
+  it('carry every claim under its own OID, the issuer without trailing slashes in URIs, and no empty value', () => {
+    const principal = { ...principalAt(new Date('2025-06-01T12:00:00Z')), iss: 'https://gitlab.example.com//' };
+    assert.deepEqual(provenanceOf({ principal }), [
+      { oid: '1.3.6.1.4.1.57264.1.8', value: 'https://gitlab.example.com//' },
+      { oid: '1.3.6.1.4.1.57264.1.11', value: 'self-hosted' },
+      { oid: '1.3.6.1.4.1.57264.1.12', value: 'https://gitlab.example.com/payments/api' },
+      { oid: '1.3.6.1.4.1.57264.1.13', value: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817' },
+      { oid: '1.3.6.1.4.1.57264.1.14', value: 'refs/heads/main' },
+      { oid: '1.3.6.1.4.1.57264.1.15', value: '20' },
+      { oid: '1.3.6.1.4.1.57264.1.18', value: 'https://gitlab.example.com/payments/api//.gitlab-ci.yml@refs/heads/main' },
+      { oid: '1.3.6.1.4.1.57264.1.19', value: '714a3c0c0e2f0a8e5b1c9d7f6e5d4c3b2a190817' },
+      { oid: '1.3.6.1.4.1.57264.1.20', value: 'push' },
+      { oid: '1.3.6.1.4.1.57264.1.21', value: 'https://gitlab.example.com/payments/api/-/jobs/302' },
+      { oid: '1.3.6.1.4.1.57264.1.23', value: 'production' },
+    ]);
+    assert.deepEqual(provenanceOf({ principal: { ...principal, environment: '', ci_config_sha: '' } }).map((entry) => entry.oid.split('.').pop()), ['8', '11', '12', '13', '14', '15', '18', '20', '21']);
+  });
+
+  it('are the table of docs/linkerd.md: OID, name and where the value comes from', async () => {
+    const rows = tableRows(section(await readDoc('docs/linkerd.md'), 'Provenance extensions (OIDs)'));
+    const documented = rows.map(([oid, name, value]) => [oid, name, value]);
+    // `iss + "/" + project_path` is written `iss` + `/` + `project_path` in the docs.
+    const code = PROVENANCE_FIELDS.map((field) => [field.oid, field.name, field.source.split(' + ').map((part) => `\`${part.replace(/^"|"$/g, '')}\``).join(' + ')]);
+    assert.deepEqual(documented, code);
   });
 });

@@ -31,7 +31,8 @@ describe('policy schema', () => {
     { name: 'an unknown claim in when', yaml: rule('{ projectid: "1" }'), message: /projectid|Unrecognized/i },
     { name: 'an empty when', yaml: rule('{}'), message: /at least one condition/ },
     { name: 'a rule with no grant', yaml: 'version: 1\nrules:\n  - name: r\n    when: { project_id: "1" }\n    grant: {}\n', message: /at least one of google, linkerd, token/ },
-    { name: 'a bad rule name', yaml: rule('{ project_id: "1" }').replace('name: r', 'name: Bad_Name'), message: /\[a-z0-9-\]/ },
+    { name: 'a bad rule name', yaml: rule('{ project_id: "1" }').replace('name: r', 'name: Bad_Name'), message: /rules\.0\.name: must match \[a-z0-9-\]\{1,63\}/ },
+    { name: 'a group that is not a GitLab group path', yaml: rule('{ project_id: "1" }', '    require: { deploymentApprovals: { min: 1, fromGroups: ["-team a"] } }\n'), message: /rules\.0\.require\.deploymentApprovals\.fromGroups\.0: must be a GitLab group path or id/ },
     { name: 'version 2', yaml: 'version: 2\nrules: []\n', message: /version/ },
     { name: 'a token lifetime over 1h', yaml: 'version: 1\nrules:\n  - name: r\n    when: { project_id: "1" }\n    grant: { token: { audiences: [a], lifetime: 2h } }\n', message: /at most 60 minutes/ },
     { name: 'a linkerd service account that is not a DNS label', yaml: 'version: 1\nrules:\n  - name: r\n    when: { project_id: "1" }\n    grant: { linkerd: { serviceAccount: Deploy_SA, namespace: ci } }\n', message: /DNS label/ },
@@ -82,6 +83,11 @@ describe('glob semantics', () => {
     ['a.b', 'aXb', false],
     ['(x)', '(x)', true],
     ['*', '', true],
+    ['a/**/b', 'a/x/y/b', true],
+    ['a/**/b', 'a/xb', false],
+    ['a?b', 'a/b', true, true],
+    ['a?b', 'ab', false, true],
+    ['a?b', 'a/b', false],
   ];
   for (const [glob, value, expected, allowSlash] of table) {
     it(`${glob}${allowSlash ? ' (allowSlash)' : ''} ${expected ? 'matches' : 'does not match'} "${value}"`, () => {
@@ -105,6 +111,19 @@ describe('regex compilation', () => {
     ['payments/[\\w.-]+', 'payments/sub/api', false, true],
     ['payments/[-a-z]+', 'payments/a-b', true, true],
     ['payments/[\\x21-\\x7e]+', 'payments/sub/evil', true, true, true],
+    ['refs/heads/[^x]+', 'refs/heads/ab', true, true],
+    ['refs/heads/[^x]+', 'refs/heads/a^b', true, true],
+    ['refs/[a-z]+/.*', 'refs/a/b/c', false, true],
+    ['refs/[a-z]+/.*', 'refs/a/bc', true, true],
+    // a ] first in a class is a member, so the class (and the literal . in it) goes on to the next ]
+    ['x[].]+', 'x].', true, true],
+    ['x[].]+', 'xa', false, true],
+    ['x[].]+', 'x/', false, true],
+    ['x[-\\w]+', 'x-a', true, true],
+    ['x[!-.]+', 'x!.', true, true],
+    ['v\\W\\D', 'v-x', true, true],
+    ['v\\W\\D', 'v/x', false, true],
+    ['v\\W\\D', 'v-/', false, true],
   ];
   for (const [regex, value, expected, pathClaim, allowSlash] of matches) {
     it(`${regex}${pathClaim ? ' on a path claim' : ''}${allowSlash ? ' with allowSlash' : ''} ${expected ? 'matches' : 'does not match'} "${value}"`, () => {
@@ -134,12 +153,18 @@ describe('regex compilation', () => {
     ['payments\\P{L}api', /allowSlash/],
     ['refs/heads/release-[\\w.\\x2d-\\x7e]+', /escaped endpoint/],
     ['payments/[+-/]+', /spanning/],
+    ['payments/[/-9]+', /spanning/],
+    ['payments/a\\', /invalid regex/],
   ];
   for (const [regex, why] of refused) {
     it(`refuses ${regex}`, () => {
       assert.throws(() => compileRegex(regex, { pathClaim: true, allowSlash: false }), (err: unknown) => err instanceof PatternError && why.test(err.message));
     });
   }
+
+  it('names what RE2 found wrong, without its "error parsing regexp" prefix', () => {
+    assert.throws(() => compileRegex('[', { pathClaim: false, allowSlash: false }), { name: 'PatternError', message: 'invalid regex (RE2 syntax): missing closing ]: `[)$`' });
+  });
 
   it('reports a regex that is not RE2 at policy load with its location', () => {
     assert.match(compileError(rule('{ ref_path: { regex: "(?=refs)refs/.*" } }')), /rules\.0\.when\.ref_path: lookaround is not allowed/);

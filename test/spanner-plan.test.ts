@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BrokerError } from '../src/core/errors.js';
 import { failedGroupOutcomes, groupPending, locateFailure } from '../src/core/spanner/batch.js';
-import { decideAcquire, describeHolder } from '../src/core/spanner/lease.js';
-import { approversOf, ddlOperationId, pipelineFacts, requestTag } from '../src/core/spanner/pipeline.js';
+import { decideAcquire, describeHolder, renewInterval } from '../src/core/spanner/lease.js';
+import { approversOf, ddlOperationId, ownerName, pipelineFacts, requestTag } from '../src/core/spanner/pipeline.js';
 import { dirtyError, parseMigrations, planMigrations, type AppliedVersion, type MigrationFile } from '../src/core/spanner/plan.js';
 import { migrationKind, splitStatements } from '../src/core/spanner/sql.js';
 
@@ -121,6 +121,15 @@ describe('lease decisions', () => {
     assert.deepEqual(decideAcquire(live, now), { action: 'wait', holder: live });
     assert.equal(describeHolder(live, now), 'g/app pipeline 1 job 2 until 2026-01-01T10:00:00.001Z (acquired 2026-01-01T09:59:00.000Z, renewed 10s ago)');
   });
+
+  it('never says a lease was renewed in the future, and renews a third of the way, at most every 200 ms', () => {
+    const ahead = { ...lease('2026-01-01T10:01:00Z'), renewedAt: new Date('2026-01-01T10:00:03Z') };
+    assert.match(describeHolder(ahead, now), /renewed 0s ago\)$/);
+    assert.match(describeHolder({ ...ahead, renewedAt: new Date('2026-01-01T09:59:58.400Z') }, now), /renewed 2s ago\)$/);
+    assert.equal(renewInterval(60), 20_000);
+    assert.equal(renewInterval(10), 3333);
+    assert.equal(renewInterval(0.3), 200);
+  });
 });
 
 describe('pipeline facts', () => {
@@ -133,11 +142,27 @@ describe('pipeline facts', () => {
     assert.deepEqual(approversOf({ approvals: 'nonsense' }), []);
   });
 
+  it('fills what is missing with empty text, reads numbers, and names the owner in and outside CI', () => {
+    const bare = pipelineFacts({ USER: 'dev' }, { rule: 7, requestId: ['x'], approvals: { deployment: [{ user: 'bob' }, { user: 3 }, 'x'], mergeRequest: { approvedBy: ['', 'carol', null] } } });
+    assert.deepEqual(bare, { projectPath: '', projectId: '', pipelineId: '', jobId: '', commitSha: '', ref: '', user: 'dev', environment: '', rule: '7', requestId: '', approvers: ['bob', '3', 'carol'] });
+    assert.deepEqual(pipelineFacts({}, [{ rule: 'x' }]).rule, '');
+    assert.deepEqual(approversOf({ approvals: { deployment: 'bob', mergeRequest: [] } }), []);
+    assert.equal(ownerName(bare), 'dev outside CI');
+    assert.equal(ownerName({ ...bare, user: '' }), 'someone outside CI');
+    assert.equal(ownerName(pipelineFacts(env, undefined)), 'g/app pipeline 123456 job 987654 (user alice)');
+    assert.equal(ownerName({ ...bare, jobId: '5' }), 'project ? pipeline ? job 5 (user dev)');
+    assert.equal(ownerName({ ...bare, jobId: '5', user: '' }), 'project ? pipeline ? job 5');
+  });
+
   it('tags requests within Spanner limits and names DDL operations by pipeline, job and version', () => {
     const facts = pipelineFacts(env, undefined);
     assert.equal(requestTag(facts, 'lock acquire'), 'oidc-broker p=123456 j=987654 lock acquire');
     assert.ok(requestTag({ ...facts, pipelineId: '9'.repeat(40) }, 'x').length <= 50);
     assert.match(ddlOperationId(facts, 12, 'AB-12'), /^oidc_broker_p123456_j987654_v12_ab12$/);
+    assert.equal(requestTag({ ...facts, pipelineId: '', jobId: '' }, 'lock é'), 'oidc-broker p=- j=- lock ?');
+    assert.equal(requestTag({ ...facts, pipelineId: '1'.repeat(60) }, 'x'), `oidc-broker p=${'1'.repeat(36)}`);
+    assert.equal(ddlOperationId({ ...facts, pipelineId: '', jobId: 'j-7' }, 3, 'Z_9'), 'oidc_broker_p0_j7_v3_z9');
+    assert.equal(ddlOperationId(facts, 1, 'a'.repeat(200)).length, 128);
   });
 });
 
@@ -170,5 +195,94 @@ describe('DDL batches', () => {
     assert.deepEqual(failure, { version: 2, statement: 0 });
     assert.deepEqual(failedGroupOutcomes(group, undefined, failure), ['skipped', 'skipped', 'failed']);
     assert.deepEqual(failedGroupOutcomes(group, undefined, undefined), ['failed', 'skipped', 'skipped'], 'the first version when the message names none');
+  });
+});
+
+describe('the corners of files, statements, plans and failed batches', () => {
+  const refusal = (run: () => unknown, code = 'invalid_request'): string => {
+    try {
+      run();
+    } catch (err) {
+      assert.ok(err instanceof BrokerError, String(err));
+      assert.equal(err.code, code);
+      return err.detail;
+    }
+    return assert.fail('expected a refusal');
+  };
+
+  it('reads a kind only from a whole first line, after a byte-order mark and spaces', () => {
+    assert.equal(migrationKind('f', '\uFEFF-- oidc-broker: dml\nINSERT INTO a (x) VALUES (1)'), 'dml');
+    assert.equal(migrationKind('f', '   -- oidc-broker: dml\nINSERT INTO a (x) VALUES (1)'), 'dml');
+    assert.equal(migrationKind('f', '-- oidc-broker: ddl\nCREATE TABLE a (x INT64) PRIMARY KEY (x)'), 'ddl');
+    assert.equal(migrationKind('f', 'SELECT 1 -- oidc-broker: dml'), 'ddl');
+    assert.equal(migrationKind('f', '-- oidc-broker: dml please\nINSERT INTO a (x) VALUES (1)'), 'ddl');
+    assert.equal(refusal(() => migrationKind('f.sql', '-- oidc-broker: dll\n')), 'f.sql: unknown kind "dll" on the first line (use ddl, dml, partitioned-dml)');
+  });
+
+  it('splits at a line comment that ends the file, keeps a /*/ comment open, and trims every kind of space', () => {
+    assert.deepEqual(splitStatements('f', 'SELECT 1 -- done'), ['SELECT 1']);
+    assert.deepEqual(splitStatements('f', 'SELECT 1 /*/ ; */'), ['SELECT 1']);
+    assert.deepEqual(splitStatements('f', '\t SELECT 1 \n\t ;  \r\n SELECT 2\n'), ['SELECT 1', 'SELECT 2']);
+    // Only strings end at a line end; a backquoted identifier that runs on is left for Spanner to judge.
+    assert.deepEqual(splitStatements('f', 'CREATE TABLE `a\nb` (x INT64) PRIMARY KEY (x)'), ['CREATE TABLE `a\nb` (x INT64) PRIMARY KEY (x)']);
+  });
+
+  it('names the line where an unterminated string, identifier or comment starts', () => {
+    assert.equal(refusal(() => splitStatements('0001_x.sql', "SELECT 1;\nSELECT 'a;\n")), '0001_x.sql: unterminated string starting on line 2');
+    assert.equal(refusal(() => splitStatements('0001_x.sql', "SELECT 'a\rb'")), '0001_x.sql: unterminated string starting on line 1');
+    assert.equal(refusal(() => splitStatements('0001_x.sql', 'SELECT 1;\n\nCREATE TABLE `a (x INT64)')), '0001_x.sql: unterminated quoted identifier starting on line 3');
+    assert.equal(refusal(() => splitStatements('0001_x.sql', 'SELECT 1;\n\n\n/* open\n\n')), '0001_x.sql: unterminated /* comment on line 4');
+  });
+
+  it('tells DDL from DML by the first word only, naming the statement', () => {
+    assert.doesNotThrow(() => parseMigrations([file('0001_a.sql', 'CREATE TABLE c (x INT64) PRIMARY KEY (x), INTERLEAVE IN PARENT p ON DELETE CASCADE')]));
+    assert.doesNotThrow(() => parseMigrations([file('0001_a.sql', "-- oidc-broker: dml\nINSERT INTO notes (s) VALUES ('DROP TABLE a')")]));
+    assert.equal(refusal(() => parseMigrations([file('0001_a.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x); DELETE FROM a WHERE true')])),
+      '0001_a.sql, statement 2 is DML in a DDL file: start the file with "-- oidc-broker: dml" (or partitioned-dml)');
+  });
+
+  it('reads versions and descriptions from file names, refusing anything else that ends in .sql', () => {
+    assert.deepEqual(parseMigrations([file('0007_create_users.sql', 'CREATE TABLE u (x INT64) PRIMARY KEY (x)')]).map((m) => [m.version, m.description]), [[7, 'create users']]);
+    for (const name of ['v0001_a.sql', '0001_a.sql\\0002_b.sql']) assert.match(refusal(() => parseMigrations([file(name, 'SELECT 1')])), /NNNN_description\.sql/, name);
+    for (const name of ['0000_a.sql', '99999999999999999999_a.sql']) assert.equal(refusal(() => parseMigrations([file(name, 'SELECT 1')])), `${name}: the version must be a positive integer`);
+  });
+
+  it('plans around a dirty version, names what changed by short checksums, and lets --allow-out-of-order pass a gap', () => {
+    const plan = planMigrations(parseMigrations(files), [applied(1, '0001_create.sql'), applied(2, '0002_seed.sql', 'failed')], { allowOutOfOrder: false });
+    assert.deepEqual([plan.applied.map((row) => row.version), plan.pending.map((m) => m.version), plan.dirty.map((row) => row.version)], [[1], [2, 3], [2]]);
+    const changed = refusal(() => planMigrations(parseMigrations([file('0001_create.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x)', 'a'.repeat(64))]), [applied(1, '0001_create.sql', 'applied', 'b'.repeat(64))], { allowOutOfOrder: false }), 'migration_conflict');
+    assert.equal(changed, `0001_create.sql changed after it was applied (checksum ${'b'.repeat(12)}… recorded, ${'a'.repeat(12)}… now): add a new migration instead`);
+    assert.deepEqual(planMigrations(parseMigrations([files[0]!, files[2]!]), [], { allowOutOfOrder: true }).pending.map((m) => m.version), [1, 3]);
+  });
+
+  it('says how a dirty version failed, who left it, and both ways to resolve it', () => {
+    const failed = { ...applied(2, '0002_seed.sql', 'failed'), pipelineId: '', jobId: '', projectPath: '' };
+    assert.equal(dirtyError(failed).detail, 'version 2 (0002_seed.sql) is dirty: failed: boom; left by pipeline ? job ? of ? at 2026-01-01T00:00:00Z. '
+      + 'resolve it with "oidc-broker spanner resolve 2 --rolled-back" (same --database) once no part of it remains applied (the next migrate runs it again), '
+      + 'or "oidc-broker spanner resolve 2 --applied" once it is fully applied by hand');
+  });
+
+  it('locates a failure by the message when the committed count does not, or by the only statement there is', () => {
+    const long = `CREATE TABLE ${'t'.repeat(70)} (x INT64) PRIMARY KEY (x)`;
+    const group = parseMigrations([file('0001_a.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x)'), file('0002_b.sql', long)]);
+    assert.deepEqual(locateFailure(group, 2, `Error parsing Spanner DDL statement: ${long.slice(0, 60)}…`), { version: 1, statement: 0 });
+    assert.deepEqual(locateFailure(group, 5, `Error parsing Spanner DDL statement: ${long.slice(0, 60)}…`), { version: 1, statement: 0 });
+    assert.equal(locateFailure(group, undefined, 'Deadline exceeded'), undefined);
+    assert.deepEqual(locateFailure(group.slice(0, 1), undefined, 'Deadline exceeded'), { version: 0, statement: 0 });
+  });
+
+  it('without a located failure, marks the version the committed count ends in as failed', () => {
+    const group = parseMigrations([
+      file('0001_a.sql', 'CREATE TABLE a (x INT64) PRIMARY KEY (x); CREATE INDEX ia ON a (x)'),
+      file('0002_b.sql', 'CREATE TABLE b (x INT64) PRIMARY KEY (x); CREATE INDEX ib ON b (x)'),
+      file('0003_c.sql', 'CREATE TABLE c (x INT64) PRIMARY KEY (x)'),
+    ]);
+    assert.deepEqual(failedGroupOutcomes(group, 3, undefined), ['applied', 'failed', 'skipped']);
+    assert.deepEqual(failedGroupOutcomes(group, 5, undefined), ['applied', 'applied', 'applied']);
+  });
+
+  it('takes the user from GITLAB_USER_LOGIN, then USER, else none', () => {
+    assert.equal(pipelineFacts({ GITLAB_USER_LOGIN: 'alice', USER: 'dev' }, undefined).user, 'alice');
+    assert.equal(pipelineFacts({}, undefined).user, '');
   });
 });

@@ -87,3 +87,38 @@ describe('parseStrictJson', () => {
     assert.deepEqual(parseStrictJson(''), { problem: { kind: 'syntax' } });
   });
 });
+
+describe('the limits and corners of both', () => {
+  const arrays = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  const objects = (depth: number): string => `${'{"a":'.repeat(depth - 1)}{}${'}'.repeat(depth - 1)}`;
+
+  it('accept nesting of exactly the limit and refuse one level more, of arrays and of objects', () => {
+    for (const [name, nest] of [['arrays', arrays], ['objects', objects]] as const) {
+      assert.equal(findJsonKeyProblem(nest(32)), undefined, name);
+      assert.deepEqual(findJsonKeyProblem(nest(33)), { kind: 'syntax' }, name);
+      assert.deepEqual(parseStrictJson(nest(32)), { value: JSON.parse(nest(32)) }, name);
+      assert.deepEqual(parseStrictJson(nest(33)), { problem: { kind: 'syntax' } }, name);
+      assert.deepEqual(parseStrictJson(nest(3), 2), { problem: { kind: 'syntax' } }, name);
+    }
+  });
+
+  it('refuse too deep a value under a key, also where a duplicate key would even out the count', () => {
+    assert.deepEqual(parseStrictJson(`{"a":${arrays(40)}}`), { problem: { kind: 'syntax' } });
+    assert.deepEqual(parseStrictJson(`{"a":1,"a":${arrays(40)}}`), { problem: { kind: 'duplicate', key: 'a' } });
+  });
+
+  it('refuse "prototype" as a key', () => {
+    assert.deepEqual(findJsonKeyProblem('{"prototype":{}}'), { kind: 'forbidden', key: 'prototype' });
+    assert.deepEqual(parseStrictJson('[{"prototype":1}]'), { problem: { kind: 'forbidden', key: 'prototype' } });
+  });
+
+  it('take null, numbers, booleans and strings as values with no keys', () => {
+    const text = '{"n":null,"a":[null,1,true,"xy"],"s":"abc","o":{"k":null}}';
+    assert.deepEqual(parseStrictJson(text), { value: JSON.parse(text) });
+    assert.deepEqual(parseStrictJson('null'), { value: null });
+    assert.deepEqual(parseStrictJson('"a\\"b"'), { value: 'a"b' });
+    // An escape right after the opening quote: the quick search for the closing quote must not stop at the escaped one.
+    assert.deepEqual(parseStrictJson('"\\"{\\"a\\":1,\\"a\\":2}"'), { value: '"{"a":1,"a":2}' });
+    assert.equal(findJsonKeyProblem('"\\"x"'), undefined);
+  });
+});
