@@ -214,7 +214,7 @@ describe('the CLI side', () => {
   });
 
   it('google: the access token in a private file and the environment, with the Spanner role when there is one', () => {
-    const granted = { accessToken: 'AT', expiresAt: '2026-11-24T08:10:00.000Z', serviceAccount: 'sa@p.iam.gserviceaccount.com' };
+    const granted = { accessToken: 'AT', expiresAt: '2026-11-24T08:10:00.000Z', serviceAccount: 'sa@p.iam.gserviceaccount.com', scopes: ['https://www.googleapis.com/auth/cloud-platform'] };
     const env = [
       ['GOOGLE_OAUTH_ACCESS_TOKEN', 'AT'], ['CLOUDSDK_AUTH_ACCESS_TOKEN_FILE', '/out/google-access-token'], ['GOOGLE_SERVICE_ACCOUNT', 'sa@p.iam.gserviceaccount.com'],
       ['GOOGLE_ACCESS_TOKEN_EXPIRES_AT', '2026-11-24T08:10:00.000Z'],
@@ -227,7 +227,7 @@ describe('the CLI side', () => {
   });
 
   it('linkerd: the leaf with its chain, the job\'s key (private) and the trust anchors; nothing without the key', () => {
-    const granted = { certificate: 'LEAF\n', chain: 'ISSUER\n', trustAnchors: 'ROOT\n', identity: 'deploy.ci.x', spiffeId: 'spiffe://x/ns/ci/sa/deploy', expiresAt: '2026-11-24T08:10:00.000Z' };
+    const granted = { certificate: 'LEAF\n', chain: 'ISSUER\n', trustAnchors: 'ROOT\n', identity: 'deploy.ci.x', spiffeId: 'spiffe://x/ns/ci/sa/deploy', serialNumber: '01', expiresAt: '2026-11-24T08:10:00.000Z' };
     assert.deepEqual(linkerd.cli.output(granted, { privateKeyPem: 'KEY\n' }, '/out'), {
       files: [
         { path: '/out/linkerd/tls.crt', content: 'LEAF\nISSUER\n', mode: 0o644 },
