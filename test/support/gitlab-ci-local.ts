@@ -127,6 +127,9 @@ async function copyTemplates(into: string): Promise<void> {
   await cp(join(ROOT, 'ci-templates'), join(into, 'ci-templates'), { recursive: true });
 }
 
+/** gitlab-ci-local 4.73's failure when two parallel include fetches of one project@ref copy into its cache at once. */
+const INCLUDE_FETCH_RACE = /include could not be fetched[\s\S]*cp: cannot create directory[^\n]*File exists/;
+
 const shellQuote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;
 
 /** Set up a workspace: a temporary HOME whose git config redirects https://GITLAB_HOST to local bare repositories. */
@@ -188,7 +191,14 @@ export async function createCiWorkspace(): Promise<CiWorkspace> {
         GITLAB_CI_LOCAL, '--file', '.gitlab-ci.yml', '--variables-file', variablesFile, '--home', home,
         '--shell-executor-no-image', '--force-shell-executor', '--no-color', '--max-job-name-padding', '0', ...(options.extraArgs ?? []),
       ];
-      const exited = await run(process.execPath, args, { cwd: project, env, timeoutMs: options.timeoutMs ?? 45_000 });
+      let exited = await run(process.execPath, args, { cwd: project, env, timeoutMs: options.timeoutMs ?? 45_000 });
+      if (INCLUDE_FETCH_RACE.test(exited.output)) {
+        // gitlab-ci-local fetches the includes of one project@ref in parallel and copies each clone into one cache
+        // directory; two copies at once can fail with "File exists" before any job starts. Its race, not ours: clear
+        // its include cache and run the pipeline once more (nothing ran, so no token was spent).
+        await rm(join(project, '.gitlab-ci-local', 'includes'), { recursive: true, force: true });
+        exited = await run(process.execPath, args, { cwd: project, env, timeoutMs: options.timeoutMs ?? 45_000 });
+      }
       const jobs = new Map<string, JobResult>();
       for (const [name, status] of summaryStatuses(exited.output)) {
         const log = await readFile(join(project, '.gitlab-ci-local', 'output', `${name}.log`), 'utf8').catch(() => '');
