@@ -59,6 +59,12 @@ describe('exchange answers', () => {
     assert.equal(issueWith(['rule'], ''), 'rule: Too small: expected string to have >=1 characters');
     assert.equal(issueWith(['subject', 'user_login'], undefined), 'subject.user_login: is missing');
   });
+
+  it('refuse a grant kind no module registers, naming it and the kinds read; other faults of grants keep their own text', () => {
+    assert.equal(issueWith(['grants', 'aws'], { token: 'X', expiresAt: AT }), 'grants: not a grant kind this CLI reads: aws (it reads google, linkerd, token)');
+    assert.equal(issueWith(['grants'], 'all'), 'grants: Invalid input: expected object, received string');
+    assert.equal(issueWith(['grants'], undefined), 'grants: is missing');
+  });
 });
 
 describe('explain answers and refusals', () => {
