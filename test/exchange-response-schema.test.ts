@@ -62,6 +62,8 @@ describe('exchange answers', () => {
 
   it('refuse a grant kind no module registers, naming it and the kinds read; other faults of grants keep their own text', () => {
     assert.equal(issueWith(['grants', 'aws'], { token: 'X', expiresAt: AT }), 'grants: not a grant kind this CLI reads: aws (it reads google, linkerd, token)');
+    const twoUnknown = exchangeResponseSchema.safeParse({ ...exchange, grants: { ...exchange.grants, aws: {}, azure: {} } });
+    assert.equal(twoUnknown.success ? '' : firstIssue(twoUnknown.error), 'grants: not a grant kind this CLI reads: aws, azure (it reads google, linkerd, token)');
     assert.equal(issueWith(['grants'], 'all'), 'grants: Invalid input: expected object, received string');
     assert.equal(issueWith(['grants'], undefined), 'grants: is missing');
   });
