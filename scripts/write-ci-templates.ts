@@ -8,6 +8,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GRANT_KINDS, GRANTS } from '../src/core/grants.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SOURCE_DIR = 'ci-src';
@@ -15,6 +16,17 @@ export const CLASSIC_TEMPLATE = 'ci-templates/oidc-broker.gitlab-ci.yml';
 /** Every step runs after this one: `set -eu` and the `broker` function. */
 const PRELUDE = 'cli';
 const STEP_MARKER = /^( *)- "@step ([a-z0-9-]+)"$/;
+/** Where a skeleton's text names the grant kinds (an input's description): filled from the registry. */
+const GRANT_KINDS_MARKER = '@grant-kinds';
+
+/** The kinds a job can ask for, as `--grant` takes them: "google, linkerd, token or token=AUDIENCE". */
+export function grantKindsText(): string {
+  const withArgument = GRANT_KINDS.flatMap((kind) => {
+    const argument = GRANTS[kind].cli.argument;
+    return argument === undefined ? [] : [`${kind}=${argument}`];
+  });
+  return withArgument.length === 0 ? GRANT_KINDS.join(', ') : `${GRANT_KINDS.join(', ')} or ${withArgument.join(' or ')}`;
+}
 
 /**
  * A step's lines as they go into a job: whole-line comments dropped (they explain the source, and GitLab would echo
@@ -50,7 +62,7 @@ export function renderSkeleton(skeleton: string, steps: ReadonlyMap<string, stri
     }
     const marker = STEP_MARKER.exec(line);
     if (!marker) {
-      lines.push(line);
+      lines.push(line.replaceAll(GRANT_KINDS_MARKER, grantKindsText()));
       continue;
     }
     const indent = marker[1] as string;

@@ -7,7 +7,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { CLASSIC_TEMPLATE, renderCiTemplates, renderSkeleton, stepLines } from '../scripts/write-ci-templates.js';
+import { GRANT_KINDS, GRANTS } from '../src/core/grants.js';
+import { CLASSIC_TEMPLATE, grantKindsText, renderCiTemplates, renderSkeleton, stepLines } from '../scripts/write-ci-templates.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT_KEYS = ['before_script', 'script', 'after_script'] as const;
@@ -57,6 +58,20 @@ describe('the CI templates are rendered from one source', async () => {
       '.job:', '  script:', '    - |', '      set -eu', '      broker exchange', '',
     ].join('\n'));
     assert.throws(() => renderSkeleton('.job:\n  script:\n    - "@step nope"\n', steps, 'x.yml'), /unknown step nope/);
+  });
+
+  it('names the grant kinds from the registry in the components\' grants input', () => {
+    const text = grantKindsText();
+    for (const kind of GRANT_KINDS) assert.match(text, new RegExp(`(^|, )${kind}(,| or |$)`), kind);
+    for (const kind of GRANT_KINDS) {
+      const argument = GRANTS[kind].cli.argument;
+      if (argument !== undefined) assert.ok(text.includes(`${kind}=${argument}`), `${kind}=${argument}`);
+    }
+    assert.equal(renderSkeleton('spec:\n  description: Ask for (@grant-kinds).\n', new Map([['cli', '']]), 'x.yml').split('\n')[2], `  description: Ask for (${text}).`);
+    for (const name of ['login', 'deploy-gate']) {
+      const spec = parse((rendered.get(`templates/${name}/template.yml`) ?? '').split(/^---\s*$/m)[0] ?? '') as { spec: { inputs: { grants: { description: string } } } };
+      assert.ok(spec.spec.inputs.grants.description.includes(`(${text})`), `${name}: ${spec.spec.inputs.grants.description}`);
+    }
   });
 
   it('keeps shellcheck directives and drops the other comments of a step', () => {
