@@ -53,6 +53,7 @@ export function stepScript(steps: ReadonlyMap<string, string>, name: string): st
 /** A skeleton with each `- "@step NAME"` replaced by a literal block holding the step's script. */
 export function renderSkeleton(skeleton: string, steps: ReadonlyMap<string, string>, generatedFrom: string): string {
   const lines: string[] = [];
+  const grantKinds = grantKindsText();
   let noted = false;
   for (const line of skeleton.split('\n')) {
     // The note goes after the leading comment block: the README takes a component's summary from its first comment.
@@ -62,7 +63,7 @@ export function renderSkeleton(skeleton: string, steps: ReadonlyMap<string, stri
     }
     const marker = STEP_MARKER.exec(line);
     if (!marker) {
-      lines.push(line.replaceAll(GRANT_KINDS_MARKER, grantKindsText()));
+      lines.push(line.replaceAll(GRANT_KINDS_MARKER, grantKinds));
       continue;
     }
     const indent = marker[1] as string;

@@ -89,15 +89,15 @@ export function buildVerifier(config: BrokerConfig, issuers = trustedIssuers(con
 
 /**
  * Job and approval facts from one GitLab client; each issuer's API calls are bounded by its `requestTimeout` (default
- * limits.factTimeout). A clock passed in (tests) also runs its caches and lookup budget; otherwise Date.now, no Date each call.
+ * limits.factTimeout). `nowMs` (the broker's clock) runs its caches and lookup budget.
  */
-function buildGitLabClient(config: BrokerConfig, clock: Clock | undefined): GitLabClient {
+function buildGitLabClient(config: BrokerConfig, nowMs: () => number): GitLabClient {
   return createGitLabClient({
     token: createTokenReader(new Map(config.gitlab.map((entry) => [entry.issuer, entry.apiTokenFile]))),
     requestTimeoutMs: config.limits.factTimeout * 1000,
     issuerRequestTimeoutMs: new Map(config.gitlab.flatMap((entry) => (entry.requestTimeout === undefined ? [] : [[entry.issuer, entry.requestTimeout * 1000] as const]))),
     lookupBudget: { perProject: config.limits.gitlabLookupsPerProject, windowMs: config.limits.gitlabLookupWindow * 1000 },
-    clock: clock === undefined ? undefined : () => clock.now().getTime(),
+    clock: nowMs,
   });
 }
 
@@ -125,13 +125,14 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
   const ownGoogle = overrides.google ? undefined : await createGoogleMinter(config.google);
   const google = overrides.google ?? ownGoogle;
   const clock = overrides.clock ?? systemClock;
+  const nowMs = () => clock.now().getTime();
   const signingKeys = overrides.signingKeys ?? (await readSigningJwks(config.signing.keysFile));
   const signer = await createJwtSigner(config.server.publicUrl, signingKeys);
   const ca = overrides.ca ?? (config.linkerd ? createCertificateAuthority(config.linkerd, clock.now()) : undefined);
   const fileAudit = overrides.audit ? undefined : await createAuditSink(config.audit.file, { clock }).catch((err: unknown) => {
     throw new ConfigError(`config: audit.file: cannot open ${config.audit.file ?? ''} for appending: ${(err as Error).message}`, { cause: err });
   });
-  const gitlab = overrides.facts ? undefined : buildGitLabClient(config, overrides.clock);
+  const gitlab = overrides.facts ? undefined : buildGitLabClient(config, nowMs);
   // One line per grant kind: its adapter, or undefined when the config has no section for it.
   const minters = {
     google,
@@ -152,7 +153,7 @@ export async function buildAdapters(config: BrokerConfig, overrides: AdapterOver
     clock,
     verifier: buildVerifier(config, trustedIssuers(config), overrides),
     facts: overrides.facts ?? (gitlab as GitLabClient),
-    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas, now: () => clock.now().getTime() }) : createMemoryReplayStore(() => clock.now().getTime())),
+    replay: overrides.replay ?? (redis && config.replay.store === 'redis' ? createRedisReplayStore(redis, { waitReplicas: config.replay.waitReplicas, now: nowMs }) : createMemoryReplayStore(nowMs)),
     // The project budget is shared through Redis when there is one; the per-address limit guards each process.
     rateLimiter: redis ? createRedisRateLimiter(redis, config.limits.requestsPerMinutePerProject) : createMemoryRateLimiter(config.limits.requestsPerMinutePerProject),
     failedAuthLimiter: createMemoryRateLimiter(config.limits.failedAuthPerMinutePerAddress),

@@ -72,7 +72,7 @@ export function createGitLabClient(options: GitLabClientOptions): GitLabClient {
   // are never throttled by the budget however busy the project; a denied exchange releases its jti and explain never
   // spends it, so each later lookup of the same token is charged like an approval lookup. Bounded like the caches:
   // when full, expired entries go first, then all (a dropped token gets one more free lookup, no more).
-  const lookedUpTokens = new TtlCache<true>(budgetOptions.perProject > 0 ? budgetOptions.windowMs : 0, clock);
+  const lookedUpTokens = new TtlCache<true>(budgetOptions.windowMs, clock);
   const ttl = options.membershipTtlMs ?? 30_000;
   const caches: ApprovalCaches = { memberships: new TtlCache<boolean>(ttl, clock), profiles: new TtlCache<api.ApiUser | null>(ttl, clock) };
   // One set of resources per issuer, built once its token is read: a resource per request was a third of the job
